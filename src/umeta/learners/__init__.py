@@ -1,0 +1,6 @@
+"""Meta-learners behind one `Learner` interface and a registry."""
+
+from umeta.learners.base import LEARNERS, Learner, MetaLoss
+from umeta.learners.protonet import ProtoNet
+
+__all__ = ["LEARNERS", "Learner", "MetaLoss", "ProtoNet"]
