@@ -1,0 +1,37 @@
+"""Shared fixtures: tiny seeded data, and the path of the real data beside the repository."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from umeta.data import ImageSet
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def shared_data_dir() -> Path:
+    """``../shared/data`` beside the repository, or ``$UMETA_SHARED_DATA``."""
+    return Path(os.environ.get("UMETA_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """The real data folder; the test is skipped when it is absent."""
+    path = shared_data_dir()
+    if not path.is_dir():
+        pytest.skip(f"real data not found at {path} (set UMETA_SHARED_DATA)")
+    return path
+
+
+@pytest.fixture
+def tiny_images() -> ImageSet:
+    """12 classes x 8 random 1x16x16 uint8 images, seeded."""
+    gen = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (96, 1, 16, 16), generator=gen, dtype=torch.uint8)
+    labels = torch.arange(12).repeat_interleave(8)
+    return ImageSet(images, labels, [f"c{i:02d}" for i in range(12)],
+                    [f"g{i // 4}" for i in range(12)], "tiny")
