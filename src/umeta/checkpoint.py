@@ -1,0 +1,137 @@
+"""Checkpoints: one safetensors file holding weights, optimizer and RNG state, with the
+resolved config and progress as JSON metadata. Written atomically; loading never unpickles.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import Tensor
+
+from umeta.errors import UmetaError
+
+FORMAT = "umeta-checkpoint-1"
+
+
+def _flatten_optimizer(state: dict[str, Any]) -> tuple[dict[str, Tensor], dict[str, Any]]:
+    """Split an optimizer state_dict into tensors and JSON-able rest."""
+    tensors: dict[str, Tensor] = {}
+    scalars: dict[str, dict[str, Any]] = {}
+    for idx, entry in state["state"].items():
+        for key, value in entry.items():
+            if isinstance(value, Tensor):
+                tensors[f"optim.{idx}.{key}"] = value
+            else:
+                scalars.setdefault(str(idx), {})[key] = value
+    return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
+
+
+def _unflatten_optimizer(tensors: dict[str, Tensor], meta: dict[str, Any]) -> dict[str, Any]:
+    state: dict[int, dict[str, Any]] = {}
+    for name, value in tensors.items():
+        _, idx, key = name.split(".", 2)
+        state.setdefault(int(idx), {})[key] = value
+    for idx, entry in meta["scalars"].items():
+        state.setdefault(int(idx), {}).update(entry)
+    return {"state": state, "param_groups": meta["param_groups"]}
+
+
+def save_checkpoint(path: str | Path, *, model: torch.nn.Module, config: dict[str, Any],
+                    optimizer: torch.optim.Optimizer | None = None,
+                    scheduler: Any = None, rng: dict[str, Tensor] | None = None,
+                    progress: dict[str, Any] | None = None) -> None:
+    """Write a checkpoint atomically (temporary file in the same folder, then ``os.replace``).
+
+    Parameters
+    ----------
+    model : the learner; its ``state_dict()`` tensors are stored under ``model.``.
+    config : the resolved run config (JSON-able dict), needed to rebuild the learner.
+    optimizer, scheduler : optional, for resuming.
+    rng : named generator states (uint8 tensors), e.g. ``{"sampler": gen.get_state()}``.
+    progress : JSON-able counters (step, best validation accuracy, ...).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {f"model.{k}": v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    meta: dict[str, Any] = {"format": FORMAT, "config": config, "progress": progress or {}}
+    if optimizer is not None:
+        opt_tensors, meta["optimizer"] = _flatten_optimizer(optimizer.state_dict())
+        tensors.update({k: v.contiguous().cpu() for k, v in opt_tensors.items()})
+    if scheduler is not None:
+        meta["scheduler"] = scheduler.state_dict()
+    for name, state in (rng or {}).items():
+        tensors[f"rng.{name}"] = state.cpu()
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        save_file(tensors, str(tmp), metadata={"umeta": json.dumps(meta, default=float)})
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def read_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> tuple[dict[str, Tensor], dict[str, Any]]:
+    """Tensors and metadata of a checkpoint; a missing or corrupt file raises `UmetaError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise UmetaError(f"checkpoint {str(path)!r} not found; pass the .safetensors file a "
+                         f"training run wrote (RUN_DIR/checkpoints/best.safetensors or last.safetensors)")
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as handle:
+            raw_meta = (handle.metadata() or {}).get("umeta")
+        tensors = load_file(str(path), device=str(device))
+        meta = json.loads(raw_meta) if raw_meta else None
+    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
+        raise UmetaError(f"checkpoint {str(path)!r} is corrupt or not a safetensors file "
+                         f"({str(err).splitlines()[0][:120]}); use another checkpoint") from None
+    if not meta or meta.get("format") != FORMAT:
+        raise UmetaError(f"{str(path)!r} is a safetensors file but not a umeta checkpoint")
+    return tensors, meta
+
+
+def model_state(tensors: dict[str, Tensor]) -> dict[str, Tensor]:
+    """The ``model.`` entries of a checkpoint, with the prefix removed."""
+    return {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
+
+
+def optimizer_state(tensors: dict[str, Tensor], meta: dict[str, Any]) -> dict[str, Any]:
+    """The optimizer state_dict stored in a checkpoint."""
+    return _unflatten_optimizer({k: v for k, v in tensors.items() if k.startswith("optim.")},
+                                meta["optimizer"])
+
+
+def rng_states(tensors: dict[str, Tensor]) -> dict[str, Tensor]:
+    """Named generator states stored in a checkpoint."""
+    return {k[4:]: v.cpu() for k, v in tensors.items() if k.startswith("rng.")}
+
+
+def load_learner(path: str | Path, device: torch.device | str = "cpu"):
+    """Rebuild the meta-trained learner stored in a checkpoint, in eval mode on ``device``.
+
+    Returns
+    -------
+    Learner, with ``learner.config`` set to the run's resolved config (TrainConfig).
+    """
+    from umeta.config import TrainConfig
+    from umeta.train import build_learner
+
+    tensors, meta = read_checkpoint(path, device)
+    config = TrainConfig.from_dict(meta["config"])
+    image_shape = tuple(meta["progress"].get("image_shape", (1, config.data.image_size,
+                                                             config.data.image_size)))
+    learner = build_learner(config, image_shape).to(device)
+    try:
+        learner.load_state_dict(model_state(tensors))
+    except RuntimeError as err:
+        raise UmetaError(f"checkpoint {str(path)!r} does not fit its own config "
+                         f"({str(err).splitlines()[0][:120]})") from None
+    learner.config = config
+    learner.image_shape = image_shape
+    return learner.eval()

@@ -1,0 +1,72 @@
+"""Episodic evaluation: N-way K-shot accuracy over many test episodes, mean +- 95% CI."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from umeta.data.imageset import ImageSet
+from umeta.errors import UmetaError
+from umeta.learners.base import Learner
+from umeta.metrics import mean_ci95
+from umeta.results import result_row
+from umeta.tasks.sampler import EpisodeSampler
+
+DEFAULT_SETTINGS: tuple[tuple[int, int], ...] = ((5, 1), (5, 5), (20, 1), (20, 5))
+
+
+def episode_accuracies(learner: Learner, sampler: EpisodeSampler, n_tasks: int,
+                       batch_size: int = 100) -> Tensor:
+    """Query accuracy of each of ``n_tasks`` sampled episodes, shape (n_tasks,), on the CPU."""
+    was_training = learner.training
+    learner.eval()
+    out = []
+    try:
+        with torch.no_grad():
+            for start in range(0, n_tasks, batch_size):
+                episode = sampler.sample(min(batch_size, n_tasks - start))
+                logits = learner(episode)
+                out.append((logits.argmax(-1) == episode.query_y).float().mean(1))
+    finally:
+        learner.train(was_training)
+    return torch.cat(out).cpu()
+
+
+def parse_settings(text: str) -> list[tuple[int, int]]:
+    """``"5w1s,20w5s"`` -> ``[(5, 1), (20, 5)]``."""
+    settings = []
+    for item in text.split(","):
+        item = item.strip().lower()
+        try:
+            way, shot = item.rstrip("s").split("w")
+            settings.append((int(way), int(shot)))
+        except ValueError:
+            raise UmetaError(f"bad setting {item!r}: write N-way K-shot as e.g. 5w1s") from None
+    return settings
+
+
+def supported_ways(learner: Learner) -> int | None:
+    """The one n_way a learner with a fixed-size head supports (MAML), or None for any."""
+    return getattr(learner, "n_way", None)
+
+
+def evaluate_fewshot(learner: Learner, data: ImageSet, settings=DEFAULT_SETTINGS, *,
+                     n_tasks: int = 2000, q_query: int = 15, seed: int = 0, batch_size: int = 100,
+                     method: str = "umeta", training: str = "supervised") -> list[dict]:
+    """Accuracy (percent) +- 95% CI over ``n_tasks`` episodes for each (N, K) in ``settings``.
+
+    Settings a fixed-head learner cannot do (a 5-way MAML asked for 20-way) raise `UmetaError`.
+    Returns rows in the results format of BENCHMARKS.md.
+    """
+    fixed = supported_ways(learner)
+    rows = []
+    for n_way, k_shot in settings:
+        if fixed is not None and n_way != fixed:
+            raise UmetaError(f"this learner was meta-trained {fixed}-way and cannot run {n_way}-way "
+                             f"episodes; evaluate with --settings {fixed}w1s,{fixed}w5s")
+        sampler = EpisodeSampler(data, n_way, k_shot, q_query, seed=seed + 1000 * n_way + k_shot)
+        acc = episode_accuracies(learner, sampler, n_tasks, batch_size)
+        mean, ci = mean_ci95(acc.numpy() * 100.0)
+        rows.append(result_row(method, training, f"{n_way}w{k_shot}s", "accuracy", mean, ci, n_tasks,
+                               q_query=q_query))
+    return rows

@@ -1,0 +1,263 @@
+"""The meta-training loop: tasks -> learner -> Adam, with validation, checkpoints and resume."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from umeta.checkpoint import (model_state, optimizer_state, read_checkpoint, rng_states,
+                              save_checkpoint)
+from umeta.config import TrainConfig
+from umeta.data.imageset import ImageSet
+from umeta.data.sources import load_part
+from umeta.errors import UmetaError
+from umeta.evaluate import episode_accuracies
+from umeta.learners import LEARNERS, Learner
+from umeta.metrics import mean_ci95
+from umeta.models.backbones import build_backbone
+from umeta.tasks.sampler import EpisodeSampler
+
+#: Learners that vmap over tasks and so need BatchNorm without running statistics.
+VMAPPED_LEARNERS = frozenset({"maml"})
+
+
+def resolve_device(name: str) -> torch.device:
+    """``"auto"`` -> CUDA if available else CPU; ``"cuda"`` without a GPU is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name not in ("cpu", "cuda") and not name.startswith("cuda:"):
+        raise UmetaError(f"unknown device {name!r}; use auto, cpu or cuda")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UmetaError("--device cuda was asked for but PyTorch sees no CUDA GPU; use --device cpu")
+    return torch.device(name)
+
+
+def is_label_free(cfg: TrainConfig) -> bool:
+    return cfg.tasks.builder != "labelled"
+
+
+def build_learner(cfg: TrainConfig, image_shape: tuple[int, ...]) -> Learner:
+    """The learner of ``cfg`` over a fresh backbone for images of ``image_shape`` (C, H, W)."""
+    factory = LEARNERS.get(cfg.learner.name)
+    backbone = build_backbone(cfg.model.backbone, image_shape, hidden=cfg.model.hidden,
+                              running_stats=cfg.learner.name not in VMAPPED_LEARNERS)
+    try:
+        return factory(backbone=backbone, n_way=cfg.tasks.n_way, **cfg.learner.options)
+    except TypeError as err:
+        raise UmetaError(f"bad learner.options for {cfg.learner.name!r}: {err}") from None
+
+
+def build_task_source(cfg: TrainConfig, data: ImageSet, device: torch.device):
+    """Labelled episodes, or a label-free builder that is handed the images only."""
+    t = cfg.tasks
+    if t.builder == "labelled":
+        if t.options:
+            raise UmetaError(f"tasks.options {sorted(t.options)} are for label-free builders; "
+                             f"labelled episodes take none")
+        return EpisodeSampler(data, t.n_way, t.k_shot, t.q_query, seed=cfg.run.seed)
+    from umeta.tasks.builders import build_task_source as build_label_free
+
+    return build_label_free(t.builder, data.unlabeled(), n_way=t.n_way, k_shot=t.k_shot,
+                            q_query=t.q_query, seed=cfg.run.seed, **t.options)
+
+
+def make_scheduler(cfg: TrainConfig, optimizer: torch.optim.Optimizer):
+    o = cfg.optim
+    if o.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(o.steps, 1))
+    if o.schedule == "step":
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=o.step_every, gamma=0.5)
+    if o.schedule == "constant":
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
+    raise UmetaError(f"unknown optim.schedule {o.schedule!r}; choose cosine, step or constant")
+
+
+@dataclass
+class TrainResult:
+    """What `train` returns."""
+
+    learner: Learner
+    run_dir: Path
+    steps: int
+    best_val_accuracy: float | None
+    wall_s: float
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+class RunDir:
+    """A run directory: resolved config, metrics (JSONL) and checkpoints."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.config = self.path / "config.json"
+        self.metrics = self.path / "metrics.jsonl"
+        self.last = self.path / "checkpoints" / "last.safetensors"
+        self.best = self.path / "checkpoints" / "best.safetensors"
+
+    def log(self, record: dict[str, Any]) -> None:
+        with self.metrics.open("a") as handle:
+            handle.write(json.dumps(record) + "\n")
+
+
+def _validate(cfg: TrainConfig) -> None:
+    o, r, t = cfg.optim, cfg.run, cfg.tasks
+    for name, value in (("optim.steps", o.steps), ("optim.meta_batch", o.meta_batch)):
+        if value < 1:
+            raise UmetaError(f"{name} must be at least 1; got {value}")
+    if not (o.lr > 0 and math.isfinite(o.lr)):
+        raise UmetaError(f"optim.lr must be a positive number; got {o.lr}")
+    if r.amp not in ("none", "bf16"):
+        raise UmetaError(f"unknown run.amp {r.amp!r}; choose none or bf16")
+    if t.n_way < 2:
+        raise UmetaError(f"tasks.n_way must be at least 2; got {t.n_way}")
+
+
+def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True,
+          train_data: ImageSet | None = None, val_data: ImageSet | None = None) -> TrainResult:
+    """Meta-train the learner that ``cfg`` describes and return it (best checkpoint if validated).
+
+    Parameters
+    ----------
+    cfg : TrainConfig
+    resume : continue from ``run_dir/checkpoints/last.safetensors`` (same config, same tasks).
+    progress : show a tqdm progress bar.
+    train_data, val_data : use these image sets instead of loading ``cfg.data``.
+    """
+    _validate(cfg)
+    run = RunDir(cfg.run.run_dir)
+    device = resolve_device(cfg.run.device)
+    label_free = is_label_free(cfg)
+
+    checkpoint = None
+    if resume:
+        if not run.last.is_file():
+            raise UmetaError(f"--resume: no checkpoint at {run.last}; start the run without --resume")
+        checkpoint = read_checkpoint(run.last)
+        saved = TrainConfig.from_dict(checkpoint[1]["config"])
+        saved.optim.steps = cfg.optim.steps  # a resumed run may be extended
+        cfg = saved
+    elif run.metrics.exists():
+        raise UmetaError(f"run directory {str(run.path)!r} already holds a run; pass --resume to "
+                         f"continue it or choose another --run-dir")
+
+    torch.manual_seed(cfg.run.seed)
+    part = "trainval" if label_free else "train"
+    if train_data is None:
+        train_data = load_part(cfg.data, part)
+    train_data = train_data.to(device)
+    validate_every = cfg.run.val_every
+    if label_free and validate_every:
+        validate_every = 0  # validation by labels would leak them into model selection
+    image_shape = train_data.image_shape
+    learner = build_learner(cfg, image_shape).to(device)
+    if cfg.run.channels_last:
+        learner = learner.to(memory_format=torch.channels_last)
+    source = build_task_source(cfg, train_data, device)
+    if validate_every and val_data is None:
+        val_data = load_part(cfg.data, "val", rotations=False)
+    optimizer = torch.optim.Adam(learner.parameters(), lr=cfg.optim.lr,
+                                 weight_decay=cfg.optim.weight_decay)
+    scheduler = make_scheduler(cfg, optimizer)
+    step, best, history = 0, None, []
+    if checkpoint is not None:
+        tensors, meta = checkpoint
+        learner.load_state_dict(model_state({k: v.to(device) for k, v in tensors.items()}))
+        optimizer.load_state_dict(optimizer_state(tensors, meta))
+        scheduler.load_state_dict(meta["scheduler"])
+        if isinstance(scheduler, torch.optim.lr_scheduler.CosineAnnealingLR):
+            scheduler.T_max = max(cfg.optim.steps, 1)  # the run may have been extended
+        rngs = rng_states(tensors)
+        source.load_state_dict({k[7:]: v for k, v in rngs.items() if k.startswith("source.")})
+        torch.set_rng_state(rngs["torch"])
+        step, best = meta["progress"]["step"], meta["progress"].get("best_val_accuracy")
+    else:
+        run.path.mkdir(parents=True, exist_ok=True)
+        run.config.write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+
+    def save(path: Path) -> None:
+        rng = {"torch": torch.get_rng_state()}
+        rng.update({f"source.{k}": v for k, v in source.state_dict().items()})
+        save_checkpoint(path, model=learner, config=cfg.to_dict(), optimizer=optimizer,
+                        scheduler=scheduler, rng=rng,
+                        progress={"step": step, "best_val_accuracy": best,
+                                  "image_shape": list(image_shape), "data": train_data.name})
+
+    val_sampler = None
+    if validate_every:
+        val_sampler = EpisodeSampler(val_data.to(device), cfg.tasks.n_way, cfg.tasks.k_shot,
+                                     cfg.tasks.q_query, seed=cfg.run.seed + 1)
+        val_state = val_sampler.state_dict()
+
+    autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if cfg.run.amp == "bf16"
+                else contextlib.nullcontext())
+    total = cfg.optim.steps
+    bar = tqdm(total=total, initial=step, disable=not progress, desc="meta-train", unit="step",
+               dynamic_ncols=True)
+    sums = torch.zeros(2, device=device)
+    window_start, window_steps, start_time = time.perf_counter(), 0, time.perf_counter()
+    learner.train()
+    while step < total:
+        batch = source.sample(cfg.optim.meta_batch)
+        with autocast:
+            out = learner.meta_loss(batch)
+        optimizer.zero_grad(set_to_none=True)
+        out.loss.backward()
+        if cfg.optim.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(learner.parameters(), cfg.optim.grad_clip)
+        optimizer.step()
+        scheduler.step()
+        step += 1
+        window_steps += 1
+        sums += torch.stack([out.loss.detach().float(), out.accuracy.float()])
+        bar.update(1)
+
+        if step % cfg.run.log_every == 0 or step == total:
+            loss, acc = (sums / window_steps).tolist()  # the one host sync per window
+            if not math.isfinite(loss):
+                raise UmetaError(f"training diverged at step {step} (loss {loss}); lower optim.lr "
+                                 f"or set optim.grad_clip")
+            elapsed = time.perf_counter() - window_start
+            record = {"step": step, "loss": loss, "accuracy": acc,
+                      "tasks_per_s": window_steps * cfg.optim.meta_batch / elapsed,
+                      "lr": scheduler.get_last_lr()[0]}
+            run.log(record)
+            history.append(record)
+            bar.set_postfix(loss=f"{loss:.3f}", acc=f"{acc:.3f}",
+                            tasks_s=f"{record['tasks_per_s']:.0f}")
+            sums.zero_()
+            window_start, window_steps = time.perf_counter(), 0
+
+        if val_sampler is not None and (step % validate_every == 0 or step == total):
+            val_sampler.load_state_dict(val_state)  # the same validation episodes every time
+            accs = episode_accuracies(learner, val_sampler, cfg.run.val_tasks)
+            mean, ci = mean_ci95(accs.numpy() * 100)
+            record = {"step": step, "val_accuracy": mean, "val_ci95": ci}
+            run.log(record)
+            history.append(record)
+            if best is None or mean > best:
+                best = mean
+                save(run.best)
+            window_start = time.perf_counter()
+        if step % cfg.run.checkpoint_every == 0 or step == total:
+            save(run.last)
+    bar.close()
+    if not run.best.exists() or val_sampler is None:
+        save(run.best)  # label-free or unvalidated: the last weights are the result
+    elif val_sampler is not None:
+        tensors, _ = read_checkpoint(run.best, device)
+        learner.load_state_dict(model_state(tensors))
+    learner.eval()
+    learner.config, learner.image_shape = cfg, image_shape
+    return TrainResult(learner, run.path, step, best, time.perf_counter() - start_time, history)
+
+
+__all__ = ["TrainResult", "build_learner", "build_task_source", "resolve_device", "train",
+           "is_label_free"]

@@ -1,0 +1,140 @@
+import json
+
+import pytest
+import torch
+
+from umeta.checkpoint import load_learner, read_checkpoint, save_checkpoint
+from umeta.config import TrainConfig, load_config
+from umeta.data import ImageSet
+from umeta.errors import UmetaError
+import umeta.train
+from umeta.train import train
+
+
+@pytest.fixture
+def noisy_classes() -> ImageSet:
+    """30 classes x 10 noisy copies of a random 1x16x16 prototype: easy but not trivial."""
+    gen = torch.Generator().manual_seed(0)
+    protos = torch.randint(0, 256, (30, 1, 16, 16), generator=gen)
+    images = protos.repeat_interleave(10, 0) + torch.randint(-60, 60, (300, 1, 16, 16), generator=gen)
+    return ImageSet(images.clamp(0, 255).to(torch.uint8), torch.arange(30).repeat_interleave(10),
+                    [f"c{i}" for i in range(30)], None, "noisy")
+
+
+def small_config(run_dir, steps=20) -> TrainConfig:
+    cfg = TrainConfig()
+    cfg.model.hidden = 8
+    cfg.tasks.q_query = 4
+    cfg.optim.steps, cfg.optim.meta_batch = steps, 4
+    cfg.run.run_dir, cfg.run.device = str(run_dir), "cpu"
+    cfg.run.val_every, cfg.run.val_tasks, cfg.run.log_every, cfg.run.checkpoint_every = 10, 20, 5, 10
+    return cfg
+
+
+def test_protonet_training_learns_and_writes_a_run_dir(tmp_path, noisy_classes):
+    result = train(small_config(tmp_path / "run", steps=40), train_data=noisy_classes,
+                   val_data=noisy_classes, progress=False)
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    first = next(r for r in records if "loss" in r)
+    last = [r for r in records if "loss" in r][-1]
+    assert last["loss"] < first["loss"]
+    assert result.best_val_accuracy > 60.0  # chance is 20%
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["optim"]["steps"] == 40
+    assert (tmp_path / "run" / "checkpoints" / "best.safetensors").is_file()
+
+
+def test_killed_run_resumes_exactly(tmp_path, noisy_classes, monkeypatch):
+    straight = train(small_config(tmp_path / "a", steps=20), train_data=noisy_classes,
+                     val_data=noisy_classes, progress=False)
+    real_save = umeta.train.save_checkpoint
+
+    def save_then_die(path, **kwargs):
+        real_save(path, **kwargs)
+        if path.name == "last.safetensors" and kwargs["progress"]["step"] == 10:
+            raise KeyboardInterrupt  # the run is killed right after its step-10 checkpoint
+
+    monkeypatch.setattr(umeta.train, "save_checkpoint", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        train(small_config(tmp_path / "b", steps=20), train_data=noisy_classes,
+              val_data=noisy_classes, progress=False)
+    monkeypatch.setattr(umeta.train, "save_checkpoint", real_save)
+    resumed = train(small_config(tmp_path / "b", steps=20), train_data=noisy_classes,
+                    val_data=noisy_classes, progress=False, resume=True)
+    last_a = read_checkpoint(tmp_path / "a" / "checkpoints" / "last.safetensors")[0]
+    last_b = read_checkpoint(tmp_path / "b" / "checkpoints" / "last.safetensors")[0]
+    assert resumed.steps == straight.steps == 20
+    for key, value in last_a.items():
+        if key.startswith(("model.", "optim.")):
+            torch.testing.assert_close(last_b[key], value, rtol=0, atol=0, msg=key)
+
+
+def test_existing_run_dir_needs_resume(tmp_path, noisy_classes):
+    cfg = small_config(tmp_path / "run", steps=5)
+    train(cfg, train_data=noisy_classes, val_data=noisy_classes, progress=False)
+    with pytest.raises(UmetaError, match="already holds a run; pass --resume"):
+        train(cfg, train_data=noisy_classes, val_data=noisy_classes, progress=False)
+
+
+def test_resume_without_checkpoint_is_an_error(tmp_path, noisy_classes):
+    with pytest.raises(UmetaError, match="no checkpoint"):
+        train(small_config(tmp_path / "none"), train_data=noisy_classes, resume=True, progress=False)
+
+
+def test_checkpoint_roundtrip_and_corruption(tmp_path, noisy_classes):
+    train(small_config(tmp_path / "run", steps=5), train_data=noisy_classes,
+          val_data=noisy_classes, progress=False)
+    path = tmp_path / "run" / "checkpoints" / "last.safetensors"
+    learner = load_learner(path)
+    x = noisy_classes.float_images(torch.arange(6))
+    assert learner.embed(x).shape == (6, 8)
+    corrupt = tmp_path / "corrupt.safetensors"
+    corrupt.write_bytes(path.read_bytes()[:200])
+    with pytest.raises(UmetaError, match="corrupt"):
+        load_learner(corrupt)
+    with pytest.raises(UmetaError, match="not found"):
+        load_learner(tmp_path / "missing.safetensors")
+
+
+def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
+    model = torch.nn.Linear(2, 2)
+    path = tmp_path / "ck.safetensors"
+    save_checkpoint(path, model=model, config={})
+    before = path.read_bytes()
+
+    def boom(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr("umeta.checkpoint.save_file", boom)
+    with pytest.raises(OSError):
+        save_checkpoint(path, model=torch.nn.Linear(2, 2), config={})
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["ck.safetensors"]
+
+
+def test_config_file_and_overrides(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text('[tasks]\nn_way = 20\n[optim]\nlr = 0.01\n[learner]\nname = "protonet"\n')
+    cfg = load_config(path)
+    assert cfg.tasks.n_way == 20 and cfg.optim.lr == 0.01
+    cfg.override("tasks.k_shot", "5")
+    cfg.override("learner.options.inner_steps", "3")
+    assert cfg.tasks.k_shot == 5 and cfg.learner.options == {"inner_steps": 3}
+    with pytest.raises(UmetaError, match="unknown key tasks.n_ways; valid keys"):
+        cfg.override("tasks.n_ways", "5")
+    with pytest.raises(UmetaError, match="tasks.n_way must be a int"):
+        cfg.override("tasks.n_way", "five")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[nope]\nx = 1\n")
+    with pytest.raises(UmetaError, match="unknown config section 'nope'"):
+        load_config(bad)
+
+
+def test_bad_settings_are_clear_errors(tmp_path, noisy_classes):
+    cfg = small_config(tmp_path / "r")
+    cfg.learner.name = "protonett"
+    with pytest.raises(UmetaError, match="unknown learner 'protonett'; choose one of: .*protonet"):
+        train(cfg, train_data=noisy_classes, progress=False)
+    cfg = small_config(tmp_path / "r2")
+    cfg.tasks.n_way = 50
+    with pytest.raises(UmetaError, match="n_way=50 is larger than the 30 classes"):
+        train(cfg, train_data=noisy_classes, progress=False)
