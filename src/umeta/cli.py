@@ -80,21 +80,11 @@ def _version() -> str:
 
 
 def train_config_from_args(args: argparse.Namespace):
-    from umeta.config import TrainConfig, load_config
+    from umeta.config import assemble_config
 
-    cfg = load_config(args.config) if args.config else TrainConfig()
-    for flag, (key, _) in TRAIN_FLAGS.items():
-        value = getattr(args, flag)
-        if value is not None:
-            cfg.override(key, value)
-    if args.rotations is not None:
-        cfg.data.rotations = args.rotations
-    for item in args.set:
-        if "=" not in item:
-            raise UmetaError(f"--set {item!r}: write KEY=VALUE, e.g. --set optim.lr=0.001")
-        key, value = item.split("=", 1)
-        cfg.override(key.strip(), value.strip())
-    return cfg
+    values = {key: getattr(args, flag) for flag, (key, _) in TRAIN_FLAGS.items()}
+    values["data.rotations"] = args.rotations
+    return assemble_config(args.config, values, args.set)
 
 
 def cmd_train(args: argparse.Namespace) -> int:

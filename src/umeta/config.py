@@ -179,10 +179,26 @@ def load_config(path: str | Path) -> TrainConfig:
     return TrainConfig.from_dict(raw)
 
 
+def assemble_config(path: str | Path | None = None, values: dict[str, Any] | None = None,
+                    sets: list[str] = ()) -> TrainConfig:
+    """A config from a file (or the defaults), then ``values`` ({dotted key: value}, None
+    skipped), then ``sets`` (``"section.key=value"`` strings), each overriding the one before."""
+    cfg = load_config(path) if path else TrainConfig()
+    for key, value in (values or {}).items():
+        if value is not None:
+            cfg.override(key, value)
+    for item in sets:
+        if "=" not in item:
+            raise UmetaError(f"--set {item!r}: write KEY=VALUE, e.g. --set optim.lr=0.001")
+        key, value = item.split("=", 1)
+        cfg.override(key.strip(), value.strip())
+    return cfg
+
+
 def copy_config(cfg: TrainConfig) -> TrainConfig:
     """A deep copy of ``cfg``."""
     return TrainConfig.from_dict(json.loads(json.dumps(cfg.to_dict())))
 
 
 __all__ = ["DataConfig", "ModelConfig", "LearnerConfig", "TaskConfig", "OptimConfig", "RunConfig",
-           "TrainConfig", "copy_config", "load_config", "parse_value"]
+           "TrainConfig", "assemble_config", "copy_config", "load_config", "parse_value"]
