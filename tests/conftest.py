@@ -18,7 +18,7 @@ def shared_data_dir() -> Path:
     return Path(os.environ.get("UMETA_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def shared_data() -> Path:
     """The real data folder; the test is skipped when it is absent."""
     path = shared_data_dir()
