@@ -164,7 +164,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True,
     if validate_every and val_data is None:
         val_data = load_part(cfg.data, "val", rotations=False)
     optimizer = torch.optim.Adam(learner.parameters(), lr=cfg.optim.lr,
-                                 weight_decay=cfg.optim.weight_decay)
+                                 weight_decay=cfg.optim.weight_decay,
+                                 fused=device.type == "cuda")
     scheduler = make_scheduler(cfg, optimizer)
     step, best, history = 0, None, []
     if checkpoint is not None:
@@ -203,11 +204,12 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True,
                dynamic_ncols=True)
     sums = torch.zeros(2, device=device)
     window_start, window_steps, start_time = time.perf_counter(), 0, time.perf_counter()
+    meta_loss = torch.compile(learner.meta_loss) if cfg.run.compile else learner.meta_loss
     learner.train()
     while step < total:
         batch = source.sample(cfg.optim.meta_batch)
         with autocast:
-            out = learner.meta_loss(batch)
+            out = meta_loss(batch)
         optimizer.zero_grad(set_to_none=True)
         out.loss.backward()
         if cfg.optim.grad_clip > 0:
