@@ -138,3 +138,30 @@ def test_bad_settings_are_clear_errors(tmp_path, noisy_classes):
     cfg.tasks.n_way = 50
     with pytest.raises(UmetaError, match="n_way=50 is larger than the 30 classes"):
         train(cfg, train_data=noisy_classes, progress=False)
+
+
+def test_label_free_pipeline_psco_then_cactus(tmp_path, noisy_classes):
+    """PsCo trains without labels; its checkpoint is CACTUs' encoder; labels never matter."""
+    cfg = small_config(tmp_path / "psco", steps=4)
+    cfg.tasks.builder, cfg.learner.name = "psco", "psco"
+    cfg.tasks.n_way, cfg.tasks.k_shot, cfg.tasks.q_query = 16, 1, 1
+    cfg.optim.meta_batch = 1
+    cfg.learner.options = {"queue_size": 64, "hidden_dim": 32, "proj_dim": 16}
+    psco = train(cfg, train_data=noisy_classes, progress=False)
+    assert psco.best_val_accuracy is None  # label-free runs never validate with labels
+    cactus = small_config(tmp_path / "cactus", steps=3)
+    cactus.tasks.builder, cactus.tasks.q_query = "cactus", 1
+    cactus.tasks.options = {"encoder": str(tmp_path / "psco" / "checkpoints" / "last.safetensors"),
+                            "num_partitions": 2, "num_clusters": 20}
+    assert train(cactus, train_data=noisy_classes, progress=False).steps == 3
+    cactus.tasks.options = {}
+    cactus.run.run_dir = str(tmp_path / "cactus2")
+    with pytest.raises(UmetaError, match="train one label-free first"):
+        train(cactus, train_data=noisy_classes, progress=False)
+
+
+def test_psco_tasks_need_the_psco_learner(tmp_path, noisy_classes):
+    cfg = small_config(tmp_path / "r")
+    cfg.tasks.builder = "psco"
+    with pytest.raises(UmetaError, match="do not go together"):
+        train(cfg, train_data=noisy_classes, progress=False)

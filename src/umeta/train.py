@@ -65,8 +65,29 @@ def build_task_source(cfg: TrainConfig, data: ImageSet, device: torch.device):
         return EpisodeSampler(data, t.n_way, t.k_shot, t.q_query, seed=cfg.run.seed)
     from umeta.tasks.builders import build_task_source as build_label_free
 
+    if (t.builder == "psco") != (cfg.learner.name == "psco"):
+        raise UmetaError(f"tasks.builder {t.builder!r} and learner {cfg.learner.name!r} do not go "
+                         f"together: psco tasks need the psco learner and vice versa")
+    options = dict(t.options)
+    if t.builder == "cactus":
+        options["embeddings"] = encoder_embeddings(options.pop("encoder", None), data, device)
     return build_label_free(t.builder, data.unlabeled(), n_way=t.n_way, k_shot=t.k_shot,
-                            q_query=t.q_query, seed=cfg.run.seed, **t.options)
+                            q_query=t.q_query, seed=cfg.run.seed, **options)
+
+
+def encoder_embeddings(encoder: str | None, data: ImageSet, device: torch.device) -> torch.Tensor:
+    """CACTUs' input: features (N, D) of the training images from a label-free checkpoint."""
+    if not encoder:
+        raise UmetaError("the cactus builder clusters embeddings from an unsupervised encoder: "
+                         "train one label-free first (e.g. --tasks psco --learner psco) and pass "
+                         "--set tasks.options.encoder=RUN_DIR/checkpoints/last.safetensors")
+    from umeta.checkpoint import load_learner
+
+    learner = load_learner(encoder, device)
+    if is_label_free(learner.config) is False:
+        raise UmetaError(f"encoder {encoder!r} was trained with labels; CACTUs must stay label-free: "
+                         f"use a checkpoint of a label-free run")
+    return learner.embed(data.float_images())
 
 
 def make_scheduler(cfg: TrainConfig, optimizer: torch.optim.Optimizer):
@@ -163,7 +184,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True,
     source = build_task_source(cfg, train_data, device)
     if validate_every and val_data is None:
         val_data = load_part(cfg.data, "val", rotations=False)
-    optimizer = torch.optim.Adam(learner.parameters(), lr=cfg.optim.lr,
+    trainable = [p for p in learner.parameters() if p.requires_grad]  # not PsCo's momentum copy
+    optimizer = torch.optim.Adam(trainable, lr=cfg.optim.lr,
                                  weight_decay=cfg.optim.weight_decay,
                                  fused=device.type == "cuda")
     scheduler = make_scheduler(cfg, optimizer)

@@ -2,5 +2,6 @@
 
 from umeta.learners.base import LEARNERS, Learner, MetaLoss
 from umeta.learners.protonet import ProtoNet
+from umeta.learners.psco import PsCo
 
-__all__ = ["LEARNERS", "Learner", "MetaLoss", "ProtoNet"]
+__all__ = ["LEARNERS", "Learner", "MetaLoss", "ProtoNet", "PsCo"]

@@ -1,6 +1,11 @@
-"""Tasks: `Episode`, the labelled episode sampler and label-free task builders."""
+"""Tasks: `Episode`, the labelled episode sampler, augmentations and label-free task builders."""
 
+from umeta.tasks.augment import Augment
+from umeta.tasks.builders import TASK_BUILDERS, build_task_source
+from umeta.tasks.cactus import CACTUs
 from umeta.tasks.episode import Episode
 from umeta.tasks.sampler import EpisodeSampler
+from umeta.tasks.umtra import UMTRA, ViewBatch, ViewSampler
 
-__all__ = ["Episode", "EpisodeSampler"]
+__all__ = ["Augment", "CACTUs", "Episode", "EpisodeSampler", "TASK_BUILDERS", "UMTRA",
+           "ViewBatch", "ViewSampler", "build_task_source"]

@@ -1,0 +1,216 @@
+"""PsCo: pseudo-supervised contrast (Jang, Lee and Shin, ICLR 2023).
+
+An online network (backbone -> projector -> predictor) and a momentum copy (backbone ->
+projector, an exponential moving average of the online weights) see two augmented views of a
+batch of images (a `ViewBatch`). Each image is a pseudo-class. Its support shots are the
+``k_shot`` entries of a queue of past momentum embeddings that a Sinkhorn-balanced assignment of
+the batch's momentum embeddings to the queue gives it; its queries are its online views. The loss
+is the supervised-contrastive loss of these N-way K-shot pseudo-tasks plus MoCo's InfoNCE (the
+momentum view is the positive, the queue the negatives).
+
+The momentum weights and the queue are a submodule and buffers, so they are in ``state_dict``;
+:meth:`PsCo.meta_loss` updates them itself, in training mode only, with no host syncs.
+For evaluation PsCo is a normal few-shot learner: cosine similarity to normalised class-mean
+prototypes of projector features (support) and predictor features (queries), as in the paper.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from umeta.errors import UmetaError
+from umeta.learners.base import LEARNERS, Learner, MetaLoss
+from umeta.learners.protonet import class_prototypes
+from umeta.tasks.episode import Episode
+from umeta.tasks.umtra import ViewBatch
+
+
+def mlp_head(in_dim: int, hidden: int, out_dim: int, last_norm: bool) -> nn.Sequential:
+    """Linear -> BatchNorm -> ReLU -> Linear (-> BatchNorm without affine), no biases.
+
+    Shapes: (B, in_dim) -> (B, out_dim).
+    """
+    layers: list[nn.Module] = [nn.Linear(in_dim, hidden, bias=False), nn.BatchNorm1d(hidden),
+                               nn.ReLU(), nn.Linear(hidden, out_dim, bias=False)]
+    if last_norm:
+        layers.append(nn.BatchNorm1d(out_dim, affine=False))
+    return nn.Sequential(*layers)
+
+
+def sinkhorn(scores: Tensor, epsilon: float, iters: int) -> Tensor:
+    """Balanced soft assignment of rows to columns by Sinkhorn-Knopp, in the log domain.
+
+    Each iteration first gives every column the same total mass, then every row mass 1.
+
+    Parameters
+    ----------
+    scores : Tensor of shape (B, M)
+        Similarities of B items to M candidates.
+    epsilon : float
+        Entropic regularisation (smaller is closer to a hard assignment).
+    iters : int
+        At least 1.
+
+    Returns
+    -------
+    Tensor of shape (B, M), non-negative, each row summing to 1.
+    """
+    log_q = scores / epsilon
+    for _ in range(iters):
+        log_q = log_q - log_q.logsumexp(0, keepdim=True)
+        log_q = log_q - log_q.logsumexp(1, keepdim=True)
+    return log_q.exp()
+
+
+@LEARNERS.register("psco")
+class PsCo(Learner):
+    """Pseudo-supervised contrast with a momentum encoder and a queue of momentum embeddings.
+
+    Parameters
+    ----------
+    backbone : nn.Module
+        The online encoder, (B, C, H, W) -> (B, backbone.out_dim).
+    proj_dim, hidden_dim : int
+        Output and hidden widths of the projector and predictor MLPs (256 and 4096 in the paper).
+    queue_size : int
+        ``M``, momentum embeddings kept (16384 in the paper); must be at least the batch size.
+    momentum : float
+        EMA rate of the momentum network (0.99 in the paper).
+    temperature : float
+        Of the InfoNCE (MoCo) term (0.2 in the paper).
+    shot_temperature : float
+        Of the pseudo-task term and of evaluation logits (1.0 in the paper).
+    sinkhorn_iters : int
+    sinkhorn_epsilon : float
+    eval_head : {"projector", "backbone"}
+        Features for few-shot evaluation: the paper's projector/predictor rule, or normalised
+        backbone features for both support and queries.
+    seed : int
+        Seeds the random unit vectors the queue starts with.
+    """
+
+    def __init__(self, backbone: nn.Module, proj_dim: int = 256, hidden_dim: int = 4096,
+                 queue_size: int = 16384, momentum: float = 0.99, temperature: float = 0.2,
+                 shot_temperature: float = 1.0, sinkhorn_iters: int = 3,
+                 sinkhorn_epsilon: float = 0.05, eval_head: str = "projector", seed: int = 0,
+                 **_: object) -> None:
+        super().__init__()
+        if queue_size < 1 or not 0.0 <= momentum <= 1.0 or sinkhorn_iters < 1:
+            raise UmetaError(f"psco needs queue_size >= 1, 0 <= momentum <= 1 and "
+                             f"sinkhorn_iters >= 1; got {queue_size}, {momentum}, {sinkhorn_iters}")
+        if min(temperature, shot_temperature, sinkhorn_epsilon) <= 0:
+            raise UmetaError(f"psco temperatures and sinkhorn_epsilon must be > 0; got "
+                             f"{temperature}, {shot_temperature}, {sinkhorn_epsilon}")
+        if eval_head not in ("projector", "backbone"):
+            raise UmetaError(f"psco eval_head must be 'projector' or 'backbone'; got {eval_head!r}")
+        self.backbone = backbone
+        self.projector = mlp_head(backbone.out_dim, hidden_dim, proj_dim, last_norm=True)
+        self.predictor = mlp_head(proj_dim, hidden_dim, proj_dim, last_norm=False)
+        self.momentum_backbone = copy.deepcopy(backbone).requires_grad_(False)
+        self.momentum_projector = copy.deepcopy(self.projector).requires_grad_(False)
+        gen = torch.Generator().manual_seed(int(seed))
+        self.register_buffer("queue", F.normalize(torch.randn(queue_size, proj_dim, generator=gen),
+                                                  dim=1))
+        self.register_buffer("queue_ptr", torch.zeros((), dtype=torch.long))
+        self.momentum = float(momentum)
+        self.temperature = float(temperature)
+        self.shot_temperature = float(shot_temperature)
+        self.sinkhorn_iters = int(sinkhorn_iters)
+        self.sinkhorn_epsilon = float(sinkhorn_epsilon)
+        self.eval_head = eval_head
+
+    def meta_loss(self, batch: ViewBatch | Episode) -> MetaLoss:
+        """Pseudo-task + InfoNCE loss and pseudo-task accuracy of a `ViewBatch`.
+
+        In training mode this first moves the momentum network towards the online one and
+        finally pushes the batch's momentum embeddings into the queue. An `Episode` gets the
+        ordinary query cross-entropy of :meth:`forward`.
+        """
+        if isinstance(batch, Episode):
+            return super().meta_loss(batch)
+        t, n, k = batch.num_tasks, batch.n_way, batch.k_shot
+        q = batch.query_x.shape[1] // n
+        m = self.queue.shape[0]
+        if batch.query_x.shape[1] != n * q or batch.key_x.shape[:2] != (t, n):
+            raise UmetaError(f"a ViewBatch of {n} ways needs query_x (T, {n} * Q, ...) and "
+                             f"key_x (T, {n}, ...); got {tuple(batch.query_x.shape)} and "
+                             f"{tuple(batch.key_x.shape)}")
+        if t * n > m or k > m:
+            raise UmetaError(f"the psco queue holds {m} embeddings, fewer than the batch of "
+                             f"{t * n} images or k_shot={k}; use queue_size >= {max(t * n, k)}")
+        if self.training:
+            self._update_momentum_network()
+        p = F.normalize(self.predictor(self.projector(self.backbone(batch.query_x.flatten(0, 1)))),
+                        dim=-1)  # (T * N * Q, d), image-major
+        with torch.no_grad():
+            z = F.normalize(self.momentum_projector(self.momentum_backbone(batch.key_x.flatten(0, 1))),
+                            dim=-1)  # (T * N, d)
+            queue = self.queue.clone()
+            assignment = sinkhorn((z @ queue.T).float(), self.sinkhorn_epsilon,
+                                  self.sinkhorn_iters)
+            shots = queue[assignment.topk(k, dim=1).indices]  # (T * N, K, d)
+        # N-way K-shot pseudo-tasks: every query against every shot of its task
+        queries = p.view(t, n * q, -1)
+        logits = queries @ shots.view(t, n * k, -1).transpose(1, 2) / self.shot_temperature
+        log_prob = logits.log_softmax(-1).view(t, n, q, n, k)
+        task_loss = -log_prob.diagonal(dim1=1, dim2=3).mean()
+        prototypes = F.normalize(shots.view(t, n, k, -1).mean(2), dim=-1)
+        guess = (queries @ prototypes.transpose(1, 2)).argmax(-1)  # (T, N * Q)
+        target = torch.arange(n, device=guess.device).repeat_interleave(q)
+        accuracy = (guess == target).float().mean()
+        # MoCo: the momentum view of the same image against the queue
+        positive = (p * z.repeat_interleave(q, 0)).sum(-1, keepdim=True)
+        contrast = torch.cat([positive, p @ queue.T], 1) / self.temperature
+        moco_loss = F.cross_entropy(contrast, contrast.new_zeros(len(contrast), dtype=torch.long))
+        if self.training:
+            self._enqueue(z)
+        return MetaLoss(task_loss + moco_loss, accuracy.detach())
+
+    @torch.no_grad()
+    def _update_momentum_network(self) -> None:
+        online = [*self.backbone.parameters(), *self.projector.parameters()]
+        target = [*self.momentum_backbone.parameters(), *self.momentum_projector.parameters()]
+        torch._foreach_lerp_(target, online, 1.0 - self.momentum)
+        for src, dst in zip([*self.backbone.buffers(), *self.projector.buffers()],
+                            [*self.momentum_backbone.buffers(), *self.momentum_projector.buffers()]):
+            dst.copy_(src)
+
+    @torch.no_grad()
+    def _enqueue(self, z: Tensor) -> None:
+        m = self.queue.shape[0]
+        slots = (self.queue_ptr + torch.arange(len(z), device=z.device)) % m
+        self.queue.index_copy_(0, slots, z.to(self.queue.dtype))
+        self.queue_ptr.copy_((self.queue_ptr + len(z)) % m)
+
+    def _head(self, features: Tensor, query: bool) -> Tensor:
+        """Normalised evaluation features from backbone features (B, D) -> (B, d)."""
+        if self.eval_head == "backbone":
+            return F.normalize(features, dim=-1)
+        z = self.projector(features)
+        return F.normalize(self.predictor(z) if query else z, dim=-1)
+
+    def adapt(self, support_x: Tensor, support_y: Tensor, n_way: int) -> Tensor:
+        """Normalised class-mean prototypes, shape (T, n_way, d)."""
+        t, s = support_x.shape[:2]
+        feats = self._head(self.backbone(support_x.flatten(0, 1)), query=False).view(t, s, -1)
+        return F.normalize(class_prototypes(feats, support_y, n_way), dim=-1)
+
+    def predict(self, state: Tensor, query_x: Tensor) -> Tensor:
+        """Cosine similarity to each prototype over ``shot_temperature``, (T, Q, n_way)."""
+        t, q = query_x.shape[:2]
+        feats = self._head(self.backbone(query_x.flatten(0, 1)), query=True).view(t, q, -1)
+        return feats @ state.transpose(1, 2) / self.shot_temperature
+
+    def forward(self, episode: Episode) -> Tensor:
+        """Query logits (T, N * Q, N); support and queries go through the backbone together."""
+        t, s = episode.support_x.shape[:2]
+        feats = self.backbone(torch.cat([episode.support_x, episode.query_x], 1).flatten(0, 1))
+        feats = feats.view(t, -1, feats.shape[-1])
+        support = self._head(feats[:, :s].flatten(0, 1), query=False).view(t, s, -1)
+        query = self._head(feats[:, s:].flatten(0, 1), query=True).view(t, -1, support.shape[-1])
+        prototypes = F.normalize(class_prototypes(support, episode.support_y, episode.n_way), dim=-1)
+        return query @ prototypes.transpose(1, 2) / self.shot_temperature
