@@ -24,6 +24,7 @@ import csv
 import gzip
 import io
 import numbers
+import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -410,8 +411,15 @@ def _open_text(file: Path) -> io.TextIOBase:
     return open(file, newline="", encoding="utf-8-sig")
 
 
+def _is_blank(row: list[str]) -> bool:
+    return not any(cell.strip() for cell in row)
+
+
 def read_table(file: str | Path, label_column: str | None = None) -> UserData:
     """Read a CSV (comma) or TSV (tab) table with a header row; ``.gz`` is decompressed.
+
+    A fast numpy parse is tried first; any irregularity sends the file through a careful
+    row-by-row reader that names the first bad line, column and value.
 
     Parameters
     ----------
@@ -422,26 +430,92 @@ def read_table(file: str | Path, label_column: str | None = None) -> UserData:
     Returns
     -------
     UserData
-        ``kind="vectors"``, ``x`` (N, D) float32 with the feature columns in file order.
+        ``kind="vectors"``, ``x`` (N, D) float32 with the feature columns in file order;
+        ``class_names`` are the sorted label values.
     """
     file = Path(file)
     what = f"{str(file)!r}"
     delimiter = "\t" if file.name.lower().endswith((".tsv", ".tsv.gz")) else ","
     try:
         with _open_text(file) as handle:
+            header = next((r for r in csv.reader(handle, delimiter=delimiter) if not _is_blank(r)),
+                          None)
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        raise UmetaError(
+            f"cannot read {what} as a text table ({err}); save it as UTF-8 CSV"
+        ) from None
+    if header is None:
+        raise UmetaError(f"{what} is empty; give a header row and at least 2 data rows")
+    header = [h.strip() for h in header]
+    if label_column is not None and label_column not in header:
+        raise UmetaError(
+            f"label_column {label_column!r} is not a column of {what}; columns: {header}"
+        )
+    label = None if label_column is None else header.index(label_column)
+    if len(header) - (label is not None) == 0:
+        raise UmetaError(f"{what} has no feature columns besides the label; add numeric columns")
+    parsed = _parse_table_fast(file, delimiter, len(header), label)
+    if parsed is None:
+        parsed = _parse_table_carefully(file, delimiter, header, label, what)
+    x, labels, names = parsed
+    ids = [f"row {i}" for i in range(len(x))]
+    return UserData(torch.from_numpy(x.astype(np.float32)), labels, names, ids, "vectors",
+                    str(file))
+
+
+def _sorted_codes(codes: np.ndarray, names_in_order: list[str]) -> tuple[Tensor, list[str]]:
+    """Relabel first-seen codes ``0 .. K-1`` so that they index the sorted names."""
+    order = sorted(range(len(names_in_order)), key=names_in_order.__getitem__)
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    return torch.from_numpy(rank[codes]), [names_in_order[i] for i in order]
+
+
+def _parse_table_fast(
+    file: Path, delimiter: str, width: int, label: int | None
+) -> tuple[np.ndarray, Tensor | None, list[str] | None] | None:
+    """``(x (N, D) float64, y, class names)`` by ``np.loadtxt``, or None if anything is off."""
+    codes: dict[str, int] = {}
+    converters = None if label is None else {
+        label: lambda text: codes.setdefault(text.strip(), len(codes))
+    }
+    try:
+        with _open_text(file) as handle, warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "input contained no data"
+            rows = csv.reader(handle, delimiter=delimiter)
+            next(r for r in rows if not _is_blank(r))  # the header
+            table = np.loadtxt(handle, delimiter=delimiter, quotechar='"', comments=None,
+                               ndmin=2, converters=converters)
+    except (ValueError, OSError, UnicodeDecodeError, csv.Error):
+        return None
+    if table.shape[0] < 2 or table.shape[1] != width:
+        return None
+    keep = [j for j in range(width) if j != label]
+    x = table[:, keep]
+    if not np.isfinite(x).all():
+        return None
+    if label is None:
+        return x, None, None
+    y, names = _sorted_codes(table[:, label].astype(np.int64), list(codes))
+    return x, y, names
+
+
+def _parse_table_carefully(
+    file: Path, delimiter: str, header: list[str], label: int | None, what: str
+) -> tuple[np.ndarray, Tensor | None, list[str] | None]:
+    """The same result as :func:`_parse_table_fast`, row by row, raising on the first problem."""
+    try:
+        with _open_text(file) as handle:
             reader = csv.reader(handle, delimiter=delimiter)
             rows, lines = [], []
             for row in reader:
-                if any(cell.strip() for cell in row):
+                if not _is_blank(row):
                     rows.append(row)
                     lines.append(reader.line_num)
     except (OSError, UnicodeDecodeError, csv.Error) as err:
         raise UmetaError(
             f"cannot read {what} as a text table ({err}); save it as UTF-8 CSV"
         ) from None
-    if not rows:
-        raise UmetaError(f"{what} is empty; give a header row and at least 2 data rows")
-    header = [h.strip() for h in rows[0]]
     body, lines = rows[1:], lines[1:]
     _check_count(len(body), what)
     for r, line in zip(body, lines):
@@ -450,14 +524,8 @@ def read_table(file: str | Path, label_column: str | None = None) -> UserData:
                 f"{what}: line {line} has {len(r)} fields but the header has {len(header)}; "
                 f"fix that line (delimiter {delimiter!r})"
             )
-    if label_column is not None and label_column not in header:
-        raise UmetaError(
-            f"label_column {label_column!r} is not a column of {what}; columns: {header}"
-        )
     cells = np.array(body, dtype=str)
-    features = [j for j, h in enumerate(header) if h != label_column]
-    if not features:
-        raise UmetaError(f"{what} has no feature columns besides the label; add numeric columns")
+    features = [j for j in range(len(header)) if j != label]
     columns = []
     for j in features:
         col = np.char.strip(cells[:, j])
@@ -477,13 +545,10 @@ def read_table(file: str | Path, label_column: str | None = None) -> UserData:
             ) from None
     x = np.stack(columns, axis=1)
     _check_finite(x, what, [header[j] for j in features], lines)
-    labels, names = (None, None)
-    if label_column is not None:
-        labels, names = _encode_labels(np.char.strip(cells[:, header.index(label_column)]),
-                                       len(body), what)
-    ids = [f"row {i}" for i in range(len(body))]
-    return UserData(torch.from_numpy(x.astype(np.float32)), labels, names, ids, "vectors",
-                    str(file))
+    if label is None:
+        return x, None, None
+    y, names = _encode_labels(np.char.strip(cells[:, label]), len(body), what)
+    return x, y, names
 
 
 def _is_number(text: str) -> bool:
