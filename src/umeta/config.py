@@ -32,6 +32,7 @@ class ModelConfig:
 
     backbone: str = "conv4"
     hidden: int = 64
+    options: dict[str, Any] = field(default_factory=dict)  #: more backbone arguments
 
 
 @dataclass
@@ -124,8 +125,8 @@ class TrainConfig:
             value = parse_value(value)
         if len(parts) == 3:
             if parts[1] != "options" or not hasattr(section, "options"):
-                raise UmetaError(f"cannot set {dotted!r}: only learner.options.X and "
-                                 f"tasks.options.X take a third part")
+                raise UmetaError(f"cannot set {dotted!r}: only model.options.X, learner.options.X "
+                                 f"and tasks.options.X take a third part")
             section.options[parts[2]] = value
         else:
             _set_field(section, parts[0], parts[1], value)

@@ -47,8 +47,12 @@ def is_label_free(cfg: TrainConfig) -> bool:
 def build_learner(cfg: TrainConfig, image_shape: tuple[int, ...]) -> Learner:
     """The learner of ``cfg`` over a fresh backbone for images of ``image_shape`` (C, H, W)."""
     factory = LEARNERS.get(cfg.learner.name)
-    backbone = build_backbone(cfg.model.backbone, image_shape, hidden=cfg.model.hidden,
-                              running_stats=cfg.learner.name not in VMAPPED_LEARNERS)
+    try:
+        backbone = build_backbone(cfg.model.backbone, image_shape, hidden=cfg.model.hidden,
+                                  running_stats=cfg.learner.name not in VMAPPED_LEARNERS,
+                                  **cfg.model.options)
+    except TypeError as err:
+        raise UmetaError(f"bad model.options for {cfg.model.backbone!r}: {err}") from None
     try:
         return factory(backbone=backbone, n_way=cfg.tasks.n_way, **cfg.learner.options)
     except TypeError as err:

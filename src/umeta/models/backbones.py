@@ -26,12 +26,14 @@ class Conv4(nn.Module):
     running_stats : bool
         Whether BatchNorm keeps running statistics. Learners that ``vmap`` over tasks (MAML)
         need ``False``: every forward pass then normalises with the statistics of its batch.
+    ceil_mode : bool
+        Round pooled sizes up (28 -> 14 -> 7 -> 4 -> 2: 4x more features than the usual 1x1).
 
     Shapes: input (B, C, H, W) -> output (B, out_dim).
     """
 
     def __init__(self, in_channels: int = 1, hidden: int = 64, image_size: int = 28,
-                 running_stats: bool = True) -> None:
+                 running_stats: bool = True, ceil_mode: bool = False) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         channels, size = in_channels, image_size
@@ -40,9 +42,9 @@ class Conv4(nn.Module):
                 nn.Conv2d(channels, hidden, 3, padding=1),
                 nn.BatchNorm2d(hidden, track_running_stats=running_stats),
                 nn.ReLU(),
-                nn.MaxPool2d(2),
+                nn.MaxPool2d(2, ceil_mode=ceil_mode),
             ]
-            channels, size = hidden, size // 2
+            channels, size = hidden, (size + 1) // 2 if ceil_mode else size // 2
         if size < 1:
             raise UmetaError(f"Conv4 needs images of at least 16x16 pixels; got {image_size}")
         self.features = nn.Sequential(*layers)
@@ -78,15 +80,17 @@ class MLP(nn.Module):
 
 @BACKBONES.register("conv4")
 def conv4(image_shape: tuple[int, int, int], hidden: int = 64, running_stats: bool = True,
-          **_: object) -> Conv4:
+          ceil_mode: bool = False) -> Conv4:
     c, h, w = image_shape
     if h != w:
         raise UmetaError(f"conv4 expects square images; got {h}x{w}: resize the data first")
-    return Conv4(c, hidden, h, running_stats)
+    return Conv4(c, hidden, h, running_stats, ceil_mode)
 
 
 @BACKBONES.register("mlp")
-def mlp(image_shape: tuple[int, ...], hidden: int = 256, depth: int = 2, **_: object) -> MLP:
+def mlp(image_shape: tuple[int, ...], hidden: int = 256, depth: int = 2,
+        running_stats: bool = True) -> MLP:
+    """An MLP over flattened inputs; it has no BatchNorm, so ``running_stats`` is moot."""
     widths = tuple(max(hidden // (2 ** i), 16) for i in range(depth))
     return MLP(int(math.prod(image_shape)), widths)
 
