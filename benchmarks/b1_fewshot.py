@@ -36,14 +36,21 @@ def main() -> None:
     start = time.perf_counter()
     result = train(cfg, progress=False)
     train_wall = time.perf_counter() - start
-    test = load_part(cfg.data, "test", rotations=False).to(device)
     label_free = is_label_free(cfg)
     method = args.method or (f"{cfg.tasks.builder}-{cfg.learner.name}" if label_free
                              else cfg.learner.name)
     eval_start = time.perf_counter()
-    rows = evaluate_fewshot(result.learner, test, parse_settings(args.settings),
-                            n_tasks=args.episodes, seed=cfg.run.seed + 12345, method=method,
-                            training="label-free" if label_free else "supervised")
+    rows = []
+    # Both test protocols: the split files' test classes with their rotations (1692 classes for
+    # Omniglot/Vinyals, as Snell et al. evaluate), and the unrotated characters alone (423).
+    for rotations in (True, False):
+        test = load_part(cfg.data, "test", rotations=rotations).to(device)
+        for row in evaluate_fewshot(result.learner, test, parse_settings(args.settings),
+                                    n_tasks=args.episodes, seed=cfg.run.seed + 12345,
+                                    method=method,
+                                    training="label-free" if label_free else "supervised"):
+            row.update(test_rotations=rotations, test_classes=test.num_classes)
+            rows.append(row)
     eval_wall = time.perf_counter() - eval_start
     doc = write_results(
         args.out, "B1", rows, device=device, wall_s=train_wall + eval_wall, seed=cfg.run.seed,
@@ -56,7 +63,8 @@ def main() -> None:
     print(f"{method}: trained {result.steps} steps in {train_wall:.1f} s "
           f"(device {doc['device']})")
     for row in rows:
-        print(f"  {row['setting']:<6} {row['mean']:6.2f} +- {row['ci95']:.2f}")
+        print(f"  {row['setting']:<6} {row['mean']:6.2f} +- {row['ci95']:.2f}  "
+              f"({row['test_classes']} test classes)")
 
 
 if __name__ == "__main__":

@@ -59,6 +59,8 @@ def _add_eval_parser(sub) -> None:
     p.add_argument("--dataset", help="evaluate on this dataset instead of the checkpoint's")
     p.add_argument("--data-dir", help="folder holding the data")
     p.add_argument("--part", default="test", help="data part to evaluate on (default: test)")
+    p.add_argument("--rotations", action="store_true",
+                   help="add the rotated test classes (Omniglot Vinyals test split as Snell et al.)")
     p.add_argument("--device", default="auto")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="write the results JSON (BENCHMARKS.md format) here")
@@ -116,7 +118,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         cfg.data.dataset = args.dataset
     if args.data_dir:
         cfg.data.data_dir = args.data_dir
-    data = load_part(cfg.data, args.part, rotations=False).to(device)
+    data = load_part(cfg.data, args.part, rotations=args.rotations).to(device)
     start = time.perf_counter()
     training = "label-free" if is_label_free(cfg) else "supervised"
     method = cfg.learner.name if not is_label_free(cfg) else f"{cfg.tasks.builder}-{cfg.learner.name}"
@@ -129,7 +131,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.out:
         write_results(args.out, "B1", rows, device=device, wall_s=wall, seed=args.seed,
                       dataset=cfg.data.dataset, split=cfg.data.split, part=args.part,
-                      checkpoint=str(args.checkpoint), rotations=cfg.data.rotations)
+                      checkpoint=str(args.checkpoint), train_rotations=cfg.data.rotations,
+                      test_rotations=args.rotations, test_classes=data.num_classes)
         print(f"wrote {args.out}")
     return 0
 
