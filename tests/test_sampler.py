@@ -54,3 +54,9 @@ def test_class_with_too_few_images_is_named(tiny_images):
                      tiny_images.class_names, None, "small")
     with pytest.raises(UmetaError, match=r"class 'c00' of 'small' has 3 images but k_shot \+ q_query"):
         EpisodeSampler(small, 5, 2, 2)
+
+
+def test_tasks_without_queries(tiny_images):
+    support, query = EpisodeSampler(tiny_images, 3, 8, 0, seed=0).sample_indices(5)
+    assert support.shape == (5, 24) and query.shape == (5, 0)
+    assert all(len(set(row.tolist())) == 24 for row in support)

@@ -73,6 +73,7 @@ class EpisodeSampler:
     ----------
     data : ImageSet
     n_way, k_shot, q_query : int
+        ``q_query`` may be 0 for tasks without queries (e.g. few-shot clustering tasks).
     seed : int
         Seeds the sampler's generator: the same seed gives the same episodes.
 
@@ -84,9 +85,10 @@ class EpisodeSampler:
     """
 
     def __init__(self, data: ImageSet, n_way: int, k_shot: int, q_query: int, seed: int = 0) -> None:
-        for name, value in (("n_way", n_way), ("k_shot", k_shot), ("q_query", q_query)):
-            if int(value) < 1:
-                raise UmetaError(f"{name} must be at least 1; got {value}")
+        for name, value, least in (("n_way", n_way, 1), ("k_shot", k_shot, 1),
+                                   ("q_query", q_query, 0)):
+            if int(value) < least:
+                raise UmetaError(f"{name} must be at least {least}; got {value}")
         counts = data.class_counts()
         present = (counts > 0).nonzero().squeeze(1)
         if n_way > len(present):
