@@ -132,6 +132,4 @@ def load_learner(path: str | Path, device: torch.device | str = "cpu"):
     except RuntimeError as err:
         raise UmetaError(f"checkpoint {str(path)!r} does not fit its own config "
                          f"({str(err).splitlines()[0][:120]})") from None
-    learner.config = config
-    learner.image_shape = image_shape
     return learner.eval()

@@ -54,9 +54,12 @@ def build_learner(cfg: TrainConfig, image_shape: tuple[int, ...]) -> Learner:
     except TypeError as err:
         raise UmetaError(f"bad model.options for {cfg.model.backbone!r}: {err}") from None
     try:
-        return factory(backbone=backbone, n_way=cfg.tasks.n_way, **cfg.learner.options)
+        learner = factory(backbone=backbone, n_way=cfg.tasks.n_way, **cfg.learner.options)
     except TypeError as err:
         raise UmetaError(f"bad learner.options for {cfg.learner.name!r}: {err}") from None
+    learner.image_shape = tuple(image_shape)
+    learner.config = cfg
+    return learner
 
 
 def build_task_source(cfg: TrainConfig, data: ImageSet, device: torch.device):
@@ -283,7 +286,6 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True,
         tensors, _ = read_checkpoint(run.best, device)
         learner.load_state_dict(model_state(tensors))
     learner.eval()
-    learner.config, learner.image_shape = cfg, image_shape
     return TrainResult(learner, run.path, step, best, time.perf_counter() - start_time, history)
 
 

@@ -33,9 +33,15 @@ class Learner(nn.Module):
     ----------
     backbone : nn.Module
         Maps images (B, C, H, W) to features (B, D); ``backbone.out_dim == D``.
+    image_shape : tuple of int or None
+        (C, H, W) of the images the learner was built for (set by `umeta.train.build_learner`).
+    config : TrainConfig or None
+        The run configuration the learner was built from (set by `umeta.train.build_learner`).
     """
 
     backbone: nn.Module
+    image_shape: tuple[int, ...] | None = None
+    config: Any = None
 
     def adapt(self, support_x: Tensor, support_y: Tensor, n_way: int) -> Any:
         """Adapt to each task's support set.

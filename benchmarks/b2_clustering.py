@@ -1,0 +1,121 @@
+"""B2: few-shot clustering of unseen Omniglot characters (no labels at meta-test).
+
+A task: N test characters x M images each, shuffled; each method returns N clusters. Scores:
+clustering accuracy (Hungarian), NMI, ARI, mean +- 95% CI over the tasks. umeta's meta-trained
+models and the classical baselines (k-means++ with n_init=10 on pixels and on PCA(50), spectral
+clustering and Ward agglomerative on pixels) run on the same tasks in the same run.
+
+    python benchmarks/b2_clustering.py --checkpoint runs/b1_psco/checkpoints/last.safetensors \
+        --checkpoint runs/b1_protonet_1shot/checkpoints/best.safetensors \
+        --out benchmarks/results/b2_clustering.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+from joblib import Parallel, delayed
+from sklearn.cluster import AgglomerativeClustering, KMeans, SpectralClustering
+from sklearn.decomposition import PCA
+
+from umeta.adapt.cluster import cluster_tasks
+from umeta.checkpoint import load_learner
+from umeta.config import DataConfig
+from umeta.data.sources import load_part
+from umeta.metrics import clustering_scores, mean_ci95
+from umeta.results import result_row, write_results
+from umeta.tasks.sampler import EpisodeSampler
+from umeta.train import is_label_free, resolve_device
+
+METRICS = ("clustering_accuracy", "nmi", "ari")
+
+
+def baseline_labels(name: str, x: np.ndarray, k: int, seed: int) -> np.ndarray:
+    """Cluster one task's pixels x (M, D) into k clusters with a classical method."""
+    if name == "kmeans-pixels":
+        return KMeans(k, init="k-means++", n_init=10, random_state=seed).fit_predict(x)
+    if name == "kmeans-pca50":
+        z = PCA(min(50, len(x) - 1, x.shape[1]), random_state=seed).fit_transform(x)
+        return KMeans(k, init="k-means++", n_init=10, random_state=seed).fit_predict(z)
+    if name == "spectral-pixels":
+        return SpectralClustering(k, affinity="nearest_neighbors", n_neighbors=min(10, len(x) - 1),
+                                  assign_labels="cluster_qr", random_state=seed).fit_predict(x)
+    if name == "ward-pixels":
+        return AgglomerativeClustering(k, linkage="ward").fit_predict(x)
+    raise ValueError(name)
+
+
+BASELINES = ("kmeans-pixels", "kmeans-pca50", "spectral-pixels", "ward-pixels")
+
+
+def summarise(method: str, training: str, setting: str, scores: list[dict], **extra) -> list[dict]:
+    rows = []
+    for metric in METRICS:
+        values = np.array([s[metric] for s in scores]) * (100.0 if metric == "clustering_accuracy" else 1.0)
+        mean, ci = mean_ci95(values)
+        rows.append(result_row(method, training, setting, metric, mean, ci, len(scores), **extra))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", action="append", default=[],
+                        help="a meta-trained checkpoint to evaluate (repeatable)")
+    parser.add_argument("--settings", default="5x5,5x20,20x5,20x20", help="N x M settings")
+    parser.add_argument("--tasks", type=int, default=500)
+    parser.add_argument("--dataset", default="omniglot")
+    parser.add_argument("--data-dir")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--refine", default="none", help="umeta prototype refinement")
+    parser.add_argument("--no-baselines", action="store_true")
+    parser.add_argument("--jobs", type=int, default=-1, help="processes for the baselines")
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args()
+    device = resolve_device(args.device)
+    start = time.perf_counter()
+    data = load_part(DataConfig(dataset=args.dataset, data_dir=args.data_dir), "test").to(device)
+    learners = [load_learner(path, device) for path in args.checkpoint]
+    rows = []
+    for setting in args.settings.split(","):
+        n, m = (int(v) for v in setting.lower().split("x"))
+        sampler = EpisodeSampler(data, n, m, 0, seed=args.seed + 100 * n + m)
+        idx, _ = sampler.sample_indices(args.tasks)
+        order = torch.rand(idx.shape, device=device, generator=sampler.generator).argsort(1)
+        idx = torch.gather(idx, 1, order)  # shuffled: no method sees the class-major order
+        truth = data.labels[idx].cpu().numpy()
+        images = data.float_images(idx)  # (T, N*M, C, H, W)
+        for path, learner in zip(args.checkpoint, learners):
+            t0 = time.perf_counter()
+            feats = learner.embed(images.flatten(0, 1)).view(args.tasks, n * m, -1)
+            labels = cluster_tasks(feats, n, normalize=True, refine=args.refine,
+                                   seed=args.seed).labels.cpu().numpy()
+            wall = time.perf_counter() - t0
+            cfg = learner.config
+            training = "label-free" if is_label_free(cfg) else "supervised"
+            method = f"umeta-{cfg.tasks.builder}-{cfg.learner.name}"
+            scores = [clustering_scores(t, p) for t, p in zip(truth, labels)]
+            rows += summarise(method, training, setting, scores, checkpoint=path,
+                              refine=args.refine, wall_s=round(wall, 2))
+        if not args.no_baselines:
+            pixels = images.flatten(2).cpu().numpy()
+            for name in BASELINES:
+                t0 = time.perf_counter()
+                labels = Parallel(n_jobs=args.jobs)(
+                    delayed(baseline_labels)(name, x, n, args.seed) for x in pixels)
+                wall = time.perf_counter() - t0
+                scores = [clustering_scores(t, p) for t, p in zip(truth, labels)]
+                rows += summarise(name, "none", setting, scores, wall_s=round(wall, 2))
+        for row in rows:
+            if row["setting"] == setting and row["metric"] == "clustering_accuracy":
+                print(f"{setting:<6} {row['method']:<28} {row['mean']:6.2f} +- {row['ci95']:.2f}")
+    write_results(args.out, "B2", rows, device=device, wall_s=time.perf_counter() - start,
+                  seed=args.seed, dataset=args.dataset, split="vinyals", part="test",
+                  test_classes=data.num_classes)
+
+
+if __name__ == "__main__":
+    main()
