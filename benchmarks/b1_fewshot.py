@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import time
 
+from umeta.checkpoint import load_learner
 from umeta.config import assemble_config
 from umeta.data.sources import load_part
 from umeta.evaluate import evaluate_fewshot, parse_settings
@@ -28,13 +29,22 @@ def main() -> None:
     parser.add_argument("--settings", default="5w1s,5w5s,20w1s,20w5s")
     parser.add_argument("--episodes", type=int, default=2000)
     parser.add_argument("--method", help="method name in the results (default: from the config)")
+    parser.add_argument("--transductive-steps", default="0",
+                        help="comma-separated soft k-means steps with the unlabeled queries at "
+                             "test time (prototype learners); each value gets its own rows")
+    parser.add_argument("--checkpoint", help="evaluate this checkpoint instead of training")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     cfg = assemble_config(args.config, sets=args.set)
     device = resolve_device(cfg.run.device)
 
     start = time.perf_counter()
-    result = train(cfg, progress=False)
+    if args.checkpoint:
+        learner, steps, history = load_learner(args.checkpoint, device), None, []
+        cfg = learner.config
+    else:
+        result = train(cfg, progress=False)
+        learner, steps, history = result.learner, result.steps, result.history
     train_wall = time.perf_counter() - start
     label_free = is_label_free(cfg)
     method = args.method or (f"{cfg.tasks.builder}-{cfg.learner.name}" if label_free
@@ -43,28 +53,35 @@ def main() -> None:
     rows = []
     # Both test protocols: the split files' test classes with their rotations (1692 classes for
     # Omniglot/Vinyals, as Snell et al. evaluate), and the unrotated characters alone (423).
+    transductive = [int(v) for v in args.transductive_steps.split(",")]
+    if transductive != [0] and not hasattr(learner, "transductive_steps"):
+        raise SystemExit(f"{cfg.learner.name} has no transductive evaluation")
     for rotations in (True, False):
         test = load_part(cfg.data, "test", rotations=rotations).to(device)
-        for row in evaluate_fewshot(result.learner, test, parse_settings(args.settings),
-                                    n_tasks=args.episodes, seed=cfg.run.seed + 12345,
-                                    method=method,
-                                    training="label-free" if label_free else "supervised"):
-            row.update(test_rotations=rotations, test_classes=test.num_classes)
-            rows.append(row)
+        for steps_t in transductive:
+            if hasattr(learner, "transductive_steps"):
+                learner.transductive_steps = steps_t
+            for row in evaluate_fewshot(learner, test, parse_settings(args.settings),
+                                        n_tasks=args.episodes, seed=cfg.run.seed + 12345,
+                                        method=method,
+                                        training="label-free" if label_free else "supervised"):
+                row.update(test_rotations=rotations, test_classes=test.num_classes,
+                           transductive_steps=steps_t)
+                rows.append(row)
     eval_wall = time.perf_counter() - eval_start
     doc = write_results(
         args.out, "B1", rows, device=device, wall_s=train_wall + eval_wall, seed=cfg.run.seed,
         dataset=cfg.data.dataset, split=cfg.data.split, rotations=cfg.data.rotations,
-        train_wall_s=round(train_wall, 2), eval_wall_s=round(eval_wall, 2), steps=result.steps,
-        config=cfg.to_dict(),
-        train_tasks_per_s=next((r["tasks_per_s"] for r in reversed(result.history)
+        train_wall_s=round(train_wall, 2), eval_wall_s=round(eval_wall, 2), steps=steps,
+        config=cfg.to_dict(), checkpoint=args.checkpoint,
+        train_tasks_per_s=next((r["tasks_per_s"] for r in reversed(history)
                                 if "tasks_per_s" in r), None),
     )
-    print(f"{method}: trained {result.steps} steps in {train_wall:.1f} s "
-          f"(device {doc['device']})")
+    print(f"{method}: trained {steps} steps in {train_wall:.1f} s (device {doc['device']})")
     for row in rows:
         print(f"  {row['setting']:<6} {row['mean']:6.2f} +- {row['ci95']:.2f}  "
-              f"({row['test_classes']} test classes)")
+              f"({row['test_classes']} test classes, transductive steps "
+              f"{row['transductive_steps']})")
 
 
 if __name__ == "__main__":

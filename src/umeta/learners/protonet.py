@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -35,16 +37,63 @@ def squared_distances(x: Tensor, centres: Tensor) -> Tensor:
     ).clamp_min(0.0)
 
 
+def transductive_prototypes(support: Tensor, support_y: Tensor, query: Tensor, n_way: int,
+                            score: Callable[[Tensor, Tensor], Tensor], steps: int,
+                            temperature: float) -> Tensor:
+    """Class prototypes refined with the unlabeled queries by soft k-means (Ren et al. 2018).
+
+    Each step gives every query soft class weights ``softmax(score / temperature)`` and
+    recomputes each prototype as the weighted mean of its support shots and the queries.
+
+    Parameters
+    ----------
+    support : Tensor of shape (T, S, D)
+    support_y : Tensor of shape (T, S)
+    query : Tensor of shape (T, Q, D)
+    score : maps (query (T, Q, D), prototypes (T, N, D)) to logits (T, Q, N)
+    steps : int
+        0 gives the plain class means.
+
+    Returns
+    -------
+    Tensor of shape (T, n_way, D)
+    """
+    one_hot = F.one_hot(support_y, n_way).to(support.dtype)
+    sums, counts = one_hot.transpose(1, 2) @ support, one_hot.sum(1)
+    prototypes = sums / counts.clamp_min(1.0)[..., None]
+    for _ in range(steps):
+        weights = (score(query, prototypes) / temperature).softmax(-1)  # (T, Q, N)
+        prototypes = ((sums + weights.transpose(1, 2) @ query)
+                      / (counts + weights.sum(1)).clamp_min(1e-6)[..., None])
+    return prototypes
+
+
+def negative_squared_distances(x: Tensor, centres: Tensor) -> Tensor:
+    """ProtoNets' logits: minus squared Euclidean distances, (T, Q, D) x (T, N, D) -> (T, Q, N)."""
+    return -squared_distances(x, centres)
+
+
 @LEARNERS.register("protonet")
 class ProtoNet(Learner):
     """Class-mean prototypes, logits = minus squared Euclidean distance to each prototype.
 
     The support and query images of the whole meta-batch go through the backbone in one call.
+
+    Parameters
+    ----------
+    backbone : nn.Module
+    transductive_steps : int
+        At evaluation, refine the prototypes with the unlabeled queries by this many soft k-means
+        steps (:func:`transductive_prototypes`); 0 (the default) is the inductive rule.
+    transductive_temperature : float
     """
 
-    def __init__(self, backbone: nn.Module, **_: object) -> None:
+    def __init__(self, backbone: nn.Module, transductive_steps: int = 0,
+                 transductive_temperature: float = 1.0, **_: object) -> None:
         super().__init__()
         self.backbone = backbone
+        self.transductive_steps = int(transductive_steps)
+        self.transductive_temperature = float(transductive_temperature)
 
     def _features(self, x: Tensor) -> Tensor:
         t, b = x.shape[:2]
@@ -55,10 +104,14 @@ class ProtoNet(Learner):
         return class_prototypes(self._features(support_x), support_y, n_way)
 
     def predict(self, state: Tensor, query_x: Tensor) -> Tensor:
-        return -squared_distances(self._features(query_x), state)
+        return negative_squared_distances(self._features(query_x), state)
 
     def forward(self, episode) -> Tensor:
-        t, s = episode.support_x.shape[:2]
+        s = episode.support_x.shape[1]
         feats = self._features(torch.cat([episode.support_x, episode.query_x], 1))
-        protos = class_prototypes(feats[:, :s], episode.support_y, episode.n_way)
-        return -squared_distances(feats[:, s:], protos)
+        support, query = feats[:, :s], feats[:, s:]
+        steps = 0 if self.training else self.transductive_steps
+        protos = transductive_prototypes(support, episode.support_y, query, episode.n_way,
+                                         negative_squared_distances, steps,
+                                         self.transductive_temperature)
+        return negative_squared_distances(query, protos)

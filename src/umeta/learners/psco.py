@@ -24,9 +24,14 @@ from torch import Tensor, nn
 
 from umeta.errors import UmetaError
 from umeta.learners.base import LEARNERS, Learner, MetaLoss
-from umeta.learners.protonet import class_prototypes
+from umeta.learners.protonet import class_prototypes, transductive_prototypes
 from umeta.tasks.episode import Episode
 from umeta.tasks.umtra import ViewBatch
+
+
+def _cosine(x: Tensor, prototypes: Tensor) -> Tensor:
+    """Cosine similarity of normalised x (T, Q, d) to prototypes (T, N, d) -> (T, Q, N)."""
+    return x @ F.normalize(prototypes, dim=-1).transpose(1, 2)
 
 
 def mlp_head(in_dim: int, hidden: int, out_dim: int, last_norm: bool) -> nn.Sequential:
@@ -91,12 +96,16 @@ class PsCo(Learner):
         backbone features for both support and queries.
     seed : int
         Seeds the random unit vectors the queue starts with.
+    transductive_steps, transductive_temperature : int, float
+        At evaluation, refine the prototypes with the unlabeled queries by soft k-means
+        (`umeta.learners.protonet.transductive_prototypes`); 0 steps is the inductive rule.
     """
 
     def __init__(self, backbone: nn.Module, proj_dim: int = 256, hidden_dim: int = 4096,
                  queue_size: int = 16384, momentum: float = 0.99, temperature: float = 0.2,
                  shot_temperature: float = 1.0, sinkhorn_iters: int = 3,
                  sinkhorn_epsilon: float = 0.05, eval_head: str = "projector", seed: int = 0,
+                 transductive_steps: int = 0, transductive_temperature: float = 0.1,
                  **_: object) -> None:
         super().__init__()
         if queue_size < 1 or not 0.0 <= momentum <= 1.0 or sinkhorn_iters < 1:
@@ -122,6 +131,8 @@ class PsCo(Learner):
         self.sinkhorn_iters = int(sinkhorn_iters)
         self.sinkhorn_epsilon = float(sinkhorn_epsilon)
         self.eval_head = eval_head
+        self.transductive_steps = int(transductive_steps)
+        self.transductive_temperature = float(transductive_temperature)
 
     def meta_loss(self, batch: ViewBatch | Episode) -> MetaLoss:
         """Pseudo-task + InfoNCE loss and pseudo-task accuracy of a `ViewBatch`.
@@ -212,5 +223,7 @@ class PsCo(Learner):
         feats = feats.view(t, -1, feats.shape[-1])
         support = self._head(feats[:, :s].flatten(0, 1), query=False).view(t, s, -1)
         query = self._head(feats[:, s:].flatten(0, 1), query=True).view(t, -1, support.shape[-1])
-        prototypes = F.normalize(class_prototypes(support, episode.support_y, episode.n_way), dim=-1)
-        return query @ prototypes.transpose(1, 2) / self.shot_temperature
+        steps = 0 if self.training else self.transductive_steps
+        prototypes = transductive_prototypes(support, episode.support_y, query, episode.n_way,
+                                             _cosine, steps, self.transductive_temperature)
+        return _cosine(query, prototypes) / self.shot_temperature

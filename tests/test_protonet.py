@@ -1,0 +1,53 @@
+import numpy as np
+import torch
+
+from umeta.learners.protonet import (ProtoNet, class_prototypes, negative_squared_distances,
+                                     squared_distances, transductive_prototypes)
+from umeta.models import build_backbone
+from umeta.tasks import EpisodeSampler
+
+
+def test_prototypes_and_distances_match_a_numpy_loop():
+    gen = torch.Generator().manual_seed(0)
+    feats, query = torch.randn(3, 6, 4, generator=gen), torch.randn(3, 5, 4, generator=gen)
+    labels = torch.tensor([[0, 1, 2, 0, 1, 2]] * 3)
+    protos = class_prototypes(feats, labels, 3)
+    dists = squared_distances(query, protos)
+    for t in range(3):
+        for c in range(3):
+            ref = feats[t].numpy()[labels[t].numpy() == c].mean(0)
+            np.testing.assert_allclose(protos[t, c].numpy(), ref, rtol=1e-6)
+            for q in range(5):
+                np.testing.assert_allclose(dists[t, q, c].item(),
+                                           ((query[t, q].numpy() - ref) ** 2).sum(), rtol=1e-5)
+
+
+def test_transductive_refinement_matches_a_loop():
+    gen = torch.Generator().manual_seed(1)
+    support, query = torch.randn(2, 4, 3, generator=gen), torch.randn(2, 6, 3, generator=gen)
+    labels = torch.tensor([[0, 0, 1, 1]] * 2)
+    got = transductive_prototypes(support, labels, query, 2, negative_squared_distances, 2, 2.0)
+    assert torch.allclose(transductive_prototypes(support, labels, query, 2,
+                                                  negative_squared_distances, 0, 2.0),
+                          class_prototypes(support, labels, 2))
+    for t in range(2):
+        s, q, y = support[t].double().numpy(), query[t].double().numpy(), labels[t].numpy()
+        protos = np.stack([s[y == c].mean(0) for c in range(2)])
+        for _ in range(2):
+            logits = -((q[:, None] - protos[None]) ** 2).sum(-1) / 2.0
+            w = np.exp(logits - logits.max(1, keepdims=True))
+            w /= w.sum(1, keepdims=True)
+            protos = np.stack([(s[y == c].sum(0) + (w[:, c:c + 1] * q).sum(0))
+                               / ((y == c).sum() + w[:, c].sum()) for c in range(2)])
+        np.testing.assert_allclose(got[t].numpy(), protos, rtol=1e-4, atol=1e-5)
+
+
+def test_transductive_steps_apply_only_at_evaluation(tiny_images):
+    torch.manual_seed(0)
+    learner = ProtoNet(build_backbone("conv4", (1, 16, 16), hidden=8), transductive_steps=3)
+    episode = EpisodeSampler(tiny_images, 5, 1, 3, seed=0).sample(2)
+    inductive = ProtoNet(learner.backbone)
+    learner.train(), inductive.train()
+    assert torch.equal(learner(episode), inductive(episode))
+    learner.eval(), inductive.eval()
+    assert not torch.allclose(learner(episode), inductive(episode))
