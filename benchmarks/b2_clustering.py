@@ -70,7 +70,9 @@ def main() -> None:
     parser.add_argument("--data-dir")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--refine", default="none", help="umeta prototype refinement")
+    parser.add_argument("--refine", default="none",
+                        help="umeta prototype refinement after k-means, comma-separated variants "
+                             "(none, soft, balanced); each gets its own rows")
     parser.add_argument("--no-baselines", action="store_true")
     parser.add_argument("--jobs", type=int, default=-1, help="processes for the baselines")
     parser.add_argument("--out", required=True)
@@ -89,17 +91,19 @@ def main() -> None:
         truth = data.labels[idx].cpu().numpy()
         images = data.float_images(idx)  # (T, N*M, C, H, W)
         for path, learner in zip(args.checkpoint, learners):
-            t0 = time.perf_counter()
-            feats = learner.embed(images.flatten(0, 1)).view(args.tasks, n * m, -1)
-            labels = cluster_tasks(feats, n, normalize=True, refine=args.refine,
-                                   seed=args.seed).labels.cpu().numpy()
-            wall = time.perf_counter() - t0
             cfg = learner.config
             training = "label-free" if is_label_free(cfg) else "supervised"
-            method = f"umeta-{cfg.tasks.builder}-{cfg.learner.name}"
-            scores = [clustering_scores(t, p) for t, p in zip(truth, labels)]
-            rows += summarise(method, training, setting, scores, checkpoint=path,
-                              refine=args.refine, wall_s=round(wall, 2))
+            feats = learner.embed(images.flatten(0, 1)).view(args.tasks, n * m, -1)
+            for refine in args.refine.split(","):
+                t0 = time.perf_counter()
+                labels = cluster_tasks(feats, n, normalize=True, refine=refine,
+                                       seed=args.seed).labels.cpu().numpy()
+                wall = time.perf_counter() - t0
+                method = f"umeta-{cfg.tasks.builder}-{cfg.learner.name}" + (
+                    "" if refine == "none" else f"+{refine}")
+                scores = [clustering_scores(t, p) for t, p in zip(truth, labels)]
+                rows += summarise(method, training, setting, scores, checkpoint=path,
+                                  refine=refine, cluster_wall_s=round(wall, 3))
         if not args.no_baselines:
             pixels = images.flatten(2).cpu().numpy()
             for name in BASELINES:
