@@ -184,3 +184,11 @@ def test_few_shot_accuracy():
     assert M.few_shot_accuracy(np.array([0, 1, 0]), np.array([0, 1, 1])) == pytest.approx(2 / 3)
     with pytest.raises(UmetaError, match="do not match"):
         M.few_shot_accuracy(np.zeros((2, 3)), np.zeros((3,)))
+
+
+def test_matched_confusion_puts_matches_on_the_diagonal():
+    from umeta.metrics import matched_confusion
+
+    truth = [0, 0, 0, 1, 1, 2, 2, 2]
+    pred = [5, 5, 7, 7, 7, 9, 9, 5]  # cluster 5 ~ class 0, 7 ~ class 1, 9 ~ class 2
+    assert matched_confusion(truth, pred).tolist() == [[2, 1, 0], [0, 2, 0], [1, 0, 2]]

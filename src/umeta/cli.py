@@ -66,12 +66,66 @@ def _add_eval_parser(sub) -> None:
     p.add_argument("--out", help="write the results JSON (BENCHMARKS.md format) here")
 
 
+def _add_run_parser(sub) -> None:
+    p = sub.add_parser("run", help="the main job: label-free meta-training on seen classes, "
+                                   "then clustering of unseen classes vs k-means on pixels",
+                       description="Meta-train without labels on seen classes, cluster unseen "
+                                   "classes and compare with k-means on pixels on the same tasks; "
+                                   "write a report folder (report.json and figures).")
+    p.add_argument("--dataset", default="glyphs",
+                   help="glyphs (built in, offline; default) or omniglot")
+    p.add_argument("--data-dir", help="folder holding the data (Omniglot)")
+    p.add_argument("--out", default="umeta-report", help="report folder (default: %(default)s)")
+    p.add_argument("--steps", type=int, default=1000, help="meta-training steps")
+    p.add_argument("--tasks", type=int, default=200, help="clustering tasks to score")
+    p.add_argument("--n-way", type=int, default=5, help="classes per clustering task")
+    p.add_argument("--per-class", type=int, default=20, help="images per class in a task")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-progress", action="store_true")
+
+
+def _add_adapt_parsers(sub) -> None:
+    def common(p, out_default: str) -> None:
+        p.add_argument("data", help="a folder of images (class subfolders optional), an .npz "
+                                    "with X (and optional y) or a CSV/TSV table")
+        p.add_argument("--checkpoint", help="a meta-trained checkpoint; without one the raw "
+                                            "features are used (the classical baseline)")
+        p.add_argument("--out", default=out_default, help="output .csv or .npz "
+                                                          "(default: %(default)s)")
+        p.add_argument("--label-column", help="CSV column holding labels (used for scoring only)")
+        p.add_argument("--resize", action="store_true",
+                       help="resize images to the checkpoint's input size")
+        p.add_argument("--invert", action="store_true",
+                       help="invert images (dark ink on light paper -> light ink, as Omniglot)")
+        p.add_argument("--device", default="auto")
+        p.add_argument("--seed", type=int, default=0)
+
+    p = sub.add_parser("cluster", help="cluster a new unlabeled data set")
+    common(p, "clusters.csv")
+    p.add_argument("--n-clusters", type=int, help="number of clusters (default: estimate)")
+    p.add_argument("--refine", default="none", choices=["none", "soft", "balanced"],
+                   help="prototype refinement after k-means")
+    p = sub.add_parser("embed", help="embed a data set in d dimensions (2 for plots)")
+    common(p, "embedding.csv")
+    p.add_argument("--dim", type=int, default=2, help="output dimensions")
+    p = sub.add_parser("detect", help="anomaly scores (higher = more anomalous)")
+    common(p, "scores.csv")
+    p.add_argument("--normal", help="data known to be normal (same formats); without it each "
+                                    "sample is scored against the rest of the data")
+    p.add_argument("--method", default="knn", choices=["knn", "prototype"])
+    p.add_argument("--contamination", type=float, default=0.1,
+                   help="expected fraction of anomalies, sets the flag threshold")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="umeta", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_run_parser(sub)
     _add_train_parser(sub)
     _add_eval_parser(sub)
+    _add_adapt_parsers(sub)
     return parser
 
 
@@ -137,7 +191,156 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "eval": cmd_eval}
+def cmd_run(args: argparse.Namespace) -> int:
+    from umeta.mainjob import format_table, run_main_job
+
+    print(f"umeta run: label-free meta-training on the seen classes of {args.dataset!r}, then "
+          f"clustering of unseen classes", flush=True)
+    report = run_main_job(dataset=args.dataset, out=args.out, steps=args.steps,
+                          num_tasks=args.tasks, n_way=args.n_way, per_class=args.per_class,
+                          seed=args.seed, device=args.device, data_dir=args.data_dir,
+                          progress=not args.no_progress)
+    print(f"data: {report['data']}")
+    print(format_table(report))
+    print(f"report: {Path(args.out) / 'report.json'} and figures "
+          f"{', '.join(report['figures'].values())} ({report['wall_s']:.0f} s on {report['device']})")
+    return 0
+
+
+def _user_inputs(args: argparse.Namespace):
+    """The user's data and the learner (or None), checked against each other."""
+    from umeta.data.user import load_user_data
+    from umeta.train import resolve_device
+
+    device = resolve_device(args.device)
+    learner = None
+    size = None
+    if args.checkpoint:
+        from umeta.checkpoint import load_learner
+
+        learner = load_learner(args.checkpoint, device)
+        size = tuple(learner.image_shape[1:]) if args.resize else None
+    data = load_user_data(args.data, label_column=args.label_column, image_size=size)
+    x = data.x
+    if args.invert:
+        if data.kind != "images":
+            raise UmetaError("--invert is for images; the data are vectors")
+        x = 1.0 - x
+    if learner is not None:
+        want = tuple(learner.image_shape)
+        if data.kind != "images" and learner.config.model.backbone != "mlp":
+            raise UmetaError(f"the checkpoint expects images of shape {want}; {args.data!r} holds "
+                             f"vectors of {tuple(x.shape[1:])}")
+        if data.kind == "images" and tuple(x.shape[1:]) != want:
+            raise UmetaError(f"the checkpoint expects images of shape {want} (C, H, W) but "
+                             f"{args.data!r} has {tuple(x.shape[1:])}; pass --resize (and convert "
+                             f"colour images to grayscale) or use a matching checkpoint")
+    return data, x.to(device), learner
+
+
+def _write_table(path: str, ids: list[str], columns: dict[str, "np.ndarray"]) -> None:
+    """Write ids and columns to CSV or NPZ atomically."""
+    import os
+
+    import numpy as np
+
+    out = Path(path)
+    if out.suffix not in (".csv", ".npz"):
+        raise UmetaError(f"--out {path!r} must end in .csv or .npz")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    if out.suffix == ".npz":
+        with open(tmp, "wb") as handle:
+            np.savez(handle, ids=np.array(ids), **columns)
+    else:
+        names = list(columns)
+        arrays = [np.asarray(columns[n]).reshape(len(ids), -1) for n in names]
+        header = ["id"] + [f"{n}{j}" if a.shape[1] > 1 else n
+                           for n, a in zip(names, arrays) for j in range(a.shape[1])]
+        with open(tmp, "w") as handle:
+            handle.write(",".join(header) + "\n")
+            for i, sample in enumerate(ids):
+                cells = [str(v) for a in arrays for v in a[i]]
+                handle.write(",".join([json.dumps(sample)] + cells) + "\n")
+    os.replace(tmp, out)
+
+
+def _report_scores(data, labels) -> None:
+    if data.y is None:
+        return
+    from umeta.metrics import clustering_scores
+
+    s = clustering_scores(data.y.numpy(), labels)
+    print(f"against the labels in {data.source}: clustering accuracy "
+          f"{100 * s['clustering_accuracy']:.2f}%, NMI {s['nmi']:.3f}, ARI {s['ari']:.3f}")
+
+
+def cmd_cluster(args: argparse.Namespace) -> int:
+    from umeta.estimators import MetaClusterer
+
+    data, x, learner = _user_inputs(args)
+    if args.n_clusters is not None and not 1 <= args.n_clusters <= len(x):
+        raise UmetaError(f"--n-clusters {args.n_clusters} must be between 1 and the number of "
+                         f"samples ({len(x)})")
+    model = MetaClusterer(learner, args.n_clusters, refine=args.refine, normalize=learner is not None,
+                          random_state=args.seed).fit(x)
+    _write_table(args.out, data.ids, {"cluster": model.labels_})
+    print(f"clustered {len(x)} samples of {data.source} into {model.n_clusters_} clusters "
+          f"({'meta-learned features' if learner is not None else 'raw features'}); wrote {args.out}")
+    _report_scores(data, model.labels_)
+    return 0
+
+
+def cmd_embed(args: argparse.Namespace) -> int:
+    from umeta.adapt.embed import embedding_quality
+    from umeta.estimators import MetaEmbedder
+
+    data, x, learner = _user_inputs(args)
+    if not 1 <= args.dim <= min(len(x), x[0].numel()):
+        raise UmetaError(f"--dim {args.dim} must be between 1 and min(samples, features) = "
+                         f"{min(len(x), x[0].numel())}")
+    points = MetaEmbedder(learner, args.dim, normalize=learner is not None).fit_transform(x)
+    _write_table(args.out, data.ids, {"e": points})
+    quality = embedding_quality(x.flatten(1), points, k=max(1, min(10, (len(x) - 1) // 2)))
+    print(f"embedded {len(x)} samples of {data.source} in {args.dim} dimensions; wrote {args.out}")
+    print("quality against the input: " + ", ".join(f"{k} {v:.3f}" for k, v in quality.items()))
+    return 0
+
+
+def cmd_detect(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    data, x, learner = _user_inputs(args)
+    if not 0.0 < args.contamination < 0.5:
+        raise UmetaError(f"--contamination must be in (0, 0.5); got {args.contamination}")
+    if args.normal:
+        from umeta.estimators import MetaAnomalyDetector
+
+        normal_args = argparse.Namespace(**{**vars(args), "data": args.normal, "label_column": None})
+        _, normal, _ = _user_inputs(normal_args)
+        detector = MetaAnomalyDetector(learner, args.method, contamination=args.contamination,
+                                       normalize=learner is not None, random_state=args.seed)
+        scores = -detector.fit(normal).score_samples(x)
+        flags = detector.predict(x) == -1
+    else:
+        from umeta.adapt.anomaly import anomaly_scores
+
+        scores = anomaly_scores(learner, x, None, normalize=learner is not None,
+                                seed=args.seed).cpu().numpy()
+        flags = scores > np.quantile(scores, 1.0 - args.contamination)
+    _write_table(args.out, data.ids, {"score": scores, "anomaly": flags.astype(int)})
+    print(f"scored {len(x)} samples of {data.source}: {int(flags.sum())} flagged as anomalies "
+          f"(higher score = more anomalous); wrote {args.out}")
+    if data.y is not None and len(set(data.y.tolist())) == 2:
+        from umeta.metrics import auroc
+
+        print(f"AUROC against the labels (class index 1 = anomaly): "
+              f"{auroc(data.y.numpy(), scores):.3f}")
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "train": cmd_train, "eval": cmd_eval, "cluster": cmd_cluster,
+            "embed": cmd_embed, "detect": cmd_detect}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -58,6 +58,16 @@ def _label_pair(labels_true, labels_pred, name: str) -> tuple[np.ndarray, np.nda
 
 # ----------------------------------------------------------------------------- clustering
 
+def _contingency(labels_true, labels_pred, name: str) -> np.ndarray:
+    """Counts (clusters, classes) of each (predicted, true) label pair."""
+    t, p = _label_pair(labels_true, labels_pred, name)
+    _, t_idx = np.unique(t, return_inverse=True)
+    _, p_idx = np.unique(p, return_inverse=True)
+    counts = np.zeros((p_idx.max() + 1, t_idx.max() + 1), dtype=np.int64)
+    np.add.at(counts, (p_idx, t_idx), 1)
+    return counts
+
+
 def clustering_accuracy(labels_true, labels_pred) -> float:
     """Accuracy under the best one-to-one matching of clusters to classes (Hungarian).
 
@@ -73,13 +83,23 @@ def clustering_accuracy(labels_true, labels_pred) -> float:
     -------
     float in [0, 1]
     """
-    t, p = _label_pair(labels_true, labels_pred, "clustering_accuracy")
-    _, t_idx = np.unique(t, return_inverse=True)
-    _, p_idx = np.unique(p, return_inverse=True)
-    counts = np.zeros((p_idx.max() + 1, t_idx.max() + 1), dtype=np.int64)
-    np.add.at(counts, (p_idx, t_idx), 1)
+    counts = _contingency(labels_true, labels_pred, "clustering_accuracy")
     rows, cols = linear_sum_assignment(counts, maximize=True)
-    return float(counts[rows, cols].sum() / t.size)
+    return float(counts[rows, cols].sum() / counts.sum())
+
+
+def matched_confusion(labels_true, labels_pred) -> np.ndarray:
+    """Confusion matrix (classes x clusters) with clusters reordered by the Hungarian matching,
+    so that the diagonal holds the matched counts; unmatched clusters come last.
+
+    Returns
+    -------
+    ndarray of shape (n_classes, n_clusters), int64
+    """
+    counts = _contingency(labels_true, labels_pred, "matched_confusion")
+    rows, cols = linear_sum_assignment(counts, maximize=True)
+    order = list(rows[np.argsort(cols)]) + [r for r in range(counts.shape[0]) if r not in set(rows)]
+    return counts[order].T
 
 
 def nmi(labels_true, labels_pred) -> float:

@@ -1,0 +1,177 @@
+"""The main job, `umeta run`: meta-train without labels on seen classes, then cluster unseen
+classes and compare with k-means on pixels on the same tasks; write a report directory.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.cluster import KMeans
+
+from umeta.adapt.cluster import cluster_tasks
+from umeta.adapt.embed import embed_dataset, embedding_quality
+from umeta.config import TrainConfig
+from umeta.data.imageset import ImageSet
+from umeta.data.sources import load_part
+from umeta.errors import UmetaError
+from umeta.learners.base import Learner
+from umeta.metrics import clustering_scores, matched_confusion, mean_ci95
+from umeta.report import plot_cluster_grid, plot_confusion, plot_embedding, plot_learning_curve
+from umeta.results import result_row, write_results
+from umeta.tasks.sampler import EpisodeSampler
+from umeta.train import resolve_device, train
+
+METRICS = ("clustering_accuracy", "nmi", "ari")
+
+
+@dataclass
+class ClusteringTasks:
+    """T unlabeled clustering tasks of ``n_way`` unseen classes x ``per_class`` images, shuffled.
+
+    Attributes
+    ----------
+    images : Tensor of shape (T, n_way * per_class, C, H, W), float in [0, 1]
+    labels : ndarray of shape (T, n_way * per_class): the true classes, for scoring only
+    """
+
+    images: torch.Tensor
+    labels: np.ndarray
+    n_way: int
+
+
+def sample_clustering_tasks(data: ImageSet, n_way: int, per_class: int, num_tasks: int,
+                            seed: int) -> ClusteringTasks:
+    """Draw clustering tasks from ``data`` with a seeded generator; images in random order."""
+    sampler = EpisodeSampler(data, n_way, per_class, 0, seed=seed)
+    idx, _ = sampler.sample_indices(num_tasks)
+    order = torch.rand(idx.shape, device=idx.device, generator=sampler.generator).argsort(1)
+    idx = torch.gather(idx, 1, order)
+    return ClusteringTasks(data.float_images(idx), data.labels[idx].cpu().numpy(), n_way)
+
+
+def umeta_clusters(learner: Learner, tasks: ClusteringTasks, seed: int) -> np.ndarray:
+    """Cluster every task in the meta-learned space: k-means++ (10 restarts) on normalised
+    features, all tasks batched. Returns labels (T, M)."""
+    t, m = tasks.images.shape[:2]
+    feats = learner.embed(tasks.images.flatten(0, 1)).view(t, m, -1)
+    return cluster_tasks(feats, tasks.n_way, normalize=True, seed=seed).labels.cpu().numpy()
+
+
+def pixel_kmeans_clusters(tasks: ClusteringTasks, seed: int) -> np.ndarray:
+    """The baseline: scikit-learn k-means (k-means++, n_init=10) on each task's raw pixels."""
+    pixels = tasks.images.flatten(2).cpu().numpy()
+    return np.stack([KMeans(tasks.n_way, init="k-means++", n_init=10, random_state=seed)
+                     .fit_predict(x) for x in pixels])
+
+
+def score_tasks(truth: np.ndarray, predicted: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-task clustering accuracy (percent), NMI and ARI."""
+    scores = [clustering_scores(t, p) for t, p in zip(truth, predicted)]
+    out = {k: np.array([s[k] for s in scores]) for k in METRICS}
+    out["clustering_accuracy"] *= 100.0
+    return out
+
+
+def main_job_config(dataset: str, steps: int, seed: int, device: str, run_dir: Path,
+                    data_dir: str | None) -> TrainConfig:
+    """Label-free UMTRA-style meta-training of ProtoNets, sized to run in minutes on a CPU."""
+    cfg = TrainConfig()
+    cfg.data.dataset, cfg.data.data_dir = dataset, data_dir
+    cfg.model.hidden = 32
+    cfg.learner.name = "protonet"
+    cfg.tasks.builder, cfg.tasks.n_way, cfg.tasks.k_shot, cfg.tasks.q_query = "umtra", 20, 1, 2
+    cfg.optim.steps, cfg.optim.meta_batch, cfg.optim.lr = steps, 4, 2e-3
+    cfg.run.run_dir, cfg.run.seed, cfg.run.device = str(run_dir), seed, device
+    cfg.run.log_every = max(1, steps // 40)
+    cfg.run.checkpoint_every = max(1, steps // 4)
+    return cfg
+
+
+def run_main_job(*, dataset: str = "glyphs", out: str | Path = "umeta-report", steps: int = 1000,
+                 num_tasks: int = 200, n_way: int = 5, per_class: int = 20, seed: int = 0,
+                 device: str = "auto", data_dir: str | None = None,
+                 progress: bool = True) -> dict[str, Any]:
+    """Run the main job and write the report; returns the report dict (results format).
+
+    Meta-trains label-free on the seen classes (``trainval`` part: images only), then draws
+    ``num_tasks`` clustering tasks of ``n_way`` unseen (``test``) classes x ``per_class`` images
+    and clusters each with umeta and with k-means on pixels.
+    """
+    out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        raise UmetaError(f"report folder {str(out)!r} is not empty; pass another --out or remove it")
+    if num_tasks < 2 or steps < 1:
+        raise UmetaError(f"--tasks must be at least 2 and --steps at least 1; got {num_tasks}, {steps}")
+    start = time.perf_counter()
+    dev = resolve_device(device)
+    cfg = main_job_config(dataset, steps, seed, device, out / "run", data_dir)
+    seen = load_part(cfg.data, "trainval")
+    unseen = load_part(cfg.data, "test").to(dev)
+    result = train(cfg, progress=progress, train_data=seen)
+    learner = result.learner
+
+    tasks = sample_clustering_tasks(unseen, n_way, per_class, num_tasks, seed + 1)
+    methods = {"umeta": umeta_clusters(learner, tasks, seed),
+               "kmeans-pixels": pixel_kmeans_clusters(tasks, seed)}
+    scores = {name: score_tasks(tasks.labels, labels) for name, labels in methods.items()}
+    setting = f"{n_way}x{per_class}"
+    rows = []
+    for name, per_task in scores.items():
+        for metric in METRICS:
+            mean, ci = mean_ci95(per_task[metric])
+            rows.append(result_row(name, "label-free" if name == "umeta" else "none", setting,
+                                   metric, mean, ci, num_tasks))
+    gain = scores["umeta"]["clustering_accuracy"] - scores["kmeans-pixels"]["clustering_accuracy"]
+    gain_mean, gain_ci = mean_ci95(gain)
+
+    # Figures: learning curve, 2-D embedding and example clusters of a larger unseen sample,
+    # and the confusion matrix of the first task.
+    out.mkdir(parents=True, exist_ok=True)
+    figures = {"learning_curve": plot_learning_curve(result.history, out / "learning_curve.png")}
+    show = sample_clustering_tasks(unseen, min(10, unseen.num_classes), per_class, 1, seed + 2)
+    show_labels = umeta_clusters(learner, show, seed)[0]
+    embedding = embed_dataset(learner, show.images[0], d=2, normalize=True)
+    quality = embedding_quality(show.images[0].flatten(1), embedding.points, k=5)
+    figures["embedding"] = plot_embedding(embedding.points.cpu().numpy(), show_labels,
+                                          out / "embedding.png")
+    figures["clusters"] = plot_cluster_grid(show.images[0, :, 0].cpu().numpy(), show_labels,
+                                            out / "clusters.png")
+    figures["confusion"] = plot_confusion(
+        matched_confusion(tasks.labels[0], methods["umeta"][0]), out / "confusion.png")
+    wall = time.perf_counter() - start
+    report = write_results(
+        out / "report.json", "B4", rows, device=dev, wall_s=wall, seed=seed, dataset=dataset,
+        data=f"seen: {seen.name} ({seen.num_classes} classes, {len(seen)} images, labels unused); "
+             f"unseen: {unseen.name} ({unseen.num_classes} classes)",
+        gain_vs_kmeans_pixels={"mean": round(gain_mean, 4), "ci95": round(gain_ci, 4)},
+        train_steps=result.steps, train_wall_s=round(result.wall_s, 2),
+        embedding_quality={k: round(v, 4) for k, v in quality.items()},
+        figures={k: str(v.name) for k, v in figures.items()}, config=cfg.to_dict(),
+    )
+    return report
+
+
+def format_table(report: dict[str, Any]) -> str:
+    """The side-by-side table `umeta run` prints."""
+    by = {(r["method"], r["metric"]): r for r in report["results"]}
+    setting = report["results"][0]["setting"]
+    n = report["results"][0]["n_tasks"]
+    lines = [f"few-shot clustering of unseen classes: {n} tasks of {setting} (N-way x M per class)",
+             f"{'method':<16}{'accuracy %':>16}{'NMI':>18}{'ARI':>18}"]
+    for method in ("umeta", "kmeans-pixels"):
+        cells = [f"{by[(method, m)]['mean']:.2f} +- {by[(method, m)]['ci95']:.2f}" if m ==
+                 "clustering_accuracy" else
+                 f"{by[(method, m)]['mean']:.3f} +- {by[(method, m)]['ci95']:.3f}" for m in METRICS]
+        lines.append(f"{method:<16}{cells[0]:>16}{cells[1]:>18}{cells[2]:>18}")
+    gain = report["gain_vs_kmeans_pixels"]
+    lines.append(f"umeta - kmeans-pixels: {gain['mean']:+.2f} +- {gain['ci95']:.2f} points "
+                 f"of clustering accuracy")
+    return "\n".join(lines)
+
+
+__all__ = ["format_table", "run_main_job", "sample_clustering_tasks"]
