@@ -1,7 +1,8 @@
 """Meta-learners behind one `Learner` interface and a registry."""
 
 from umeta.learners.base import LEARNERS, Learner, MetaLoss
+from umeta.learners.maml import MAML
 from umeta.learners.protonet import ProtoNet
 from umeta.learners.psco import PsCo
 
-__all__ = ["LEARNERS", "Learner", "MetaLoss", "ProtoNet", "PsCo"]
+__all__ = ["LEARNERS", "Learner", "MAML", "MetaLoss", "ProtoNet", "PsCo"]

@@ -9,7 +9,10 @@ is the supervised-contrastive loss of these N-way K-shot pseudo-tasks plus MoCo'
 momentum view is the positive, the queue the negatives).
 
 The momentum weights and the queue are a submodule and buffers, so they are in ``state_dict``;
-:meth:`PsCo.meta_loss` updates them itself, in training mode only, with no host syncs.
+:meth:`PsCo.meta_loss` updates them itself, in training mode only, with no host syncs. Under
+``torchrun`` (training mode) the momentum keys of all ranks are gathered: Sinkhorn runs over the
+global batch and every rank enqueues every key, so all ranks hold the same queue
+(`umeta.distributed`).
 For evaluation PsCo is a normal few-shot learner: cosine similarity to normalised class-mean
 prototypes of projector features (support) and predictor features (queries), as in the paper.
 """
@@ -22,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from umeta.distributed import all_gather_rows
 from umeta.errors import UmetaError
 from umeta.learners.base import LEARNERS, Learner, MetaLoss
 from umeta.learners.protonet import class_prototypes, transductive_prototypes
@@ -150,9 +154,6 @@ class PsCo(Learner):
             raise UmetaError(f"a ViewBatch of {n} ways needs query_x (T, {n} * Q, ...) and "
                              f"key_x (T, {n}, ...); got {tuple(batch.query_x.shape)} and "
                              f"{tuple(batch.key_x.shape)}")
-        if t * n > m or k > m:
-            raise UmetaError(f"the psco queue holds {m} embeddings, fewer than the batch of "
-                             f"{t * n} images or k_shot={k}; use queue_size >= {max(t * n, k)}")
         if self.training:
             self._update_momentum_network()
         p = F.normalize(self.predictor(self.projector(self.backbone(batch.query_x.flatten(0, 1)))),
@@ -160,9 +161,15 @@ class PsCo(Learner):
         with torch.no_grad():
             z = F.normalize(self.momentum_projector(self.momentum_backbone(batch.key_x.flatten(0, 1))),
                             dim=-1)  # (T * N, d)
+            # every rank's keys when training under torchrun; ours are rows first .. first + T * N
+            keys, first = all_gather_rows(z) if self.training else (z, 0)
+            if len(keys) > m or k > m:
+                raise UmetaError(f"the psco queue holds {m} embeddings, fewer than the batch of "
+                                 f"{len(keys)} images (all processes) or k_shot={k}; use "
+                                 f"queue_size >= {max(len(keys), k)}")
             queue = self.queue.clone()
-            assignment = sinkhorn((z @ queue.T).float(), self.sinkhorn_epsilon,
-                                  self.sinkhorn_iters)
+            assignment = sinkhorn((keys @ queue.T).float(), self.sinkhorn_epsilon,
+                                  self.sinkhorn_iters)[first : first + len(z)]
             shots = queue[assignment.topk(k, dim=1).indices]  # (T * N, K, d)
         # N-way K-shot pseudo-tasks: every query against every shot of its task
         queries = p.view(t, n * q, -1)
@@ -178,7 +185,7 @@ class PsCo(Learner):
         contrast = torch.cat([positive, p @ queue.T], 1) / self.temperature
         moco_loss = F.cross_entropy(contrast, contrast.new_zeros(len(contrast), dtype=torch.long))
         if self.training:
-            self._enqueue(z)
+            self._enqueue(keys)
         return MetaLoss(task_loss + moco_loss, accuracy.detach())
 
     @torch.no_grad()
