@@ -144,10 +144,13 @@ def train_config_from_args(args: argparse.Namespace):
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from umeta.distributed import is_main_process
     from umeta.train import train
 
     cfg = train_config_from_args(args)
     result = train(cfg, resume=args.resume, progress=not args.no_progress)
+    if not is_main_process():
+        return 0  # under torchrun only rank 0 reports
     best = (f", best val accuracy {result.best_val_accuracy:.2f}%"
             if result.best_val_accuracy is not None else "")
     print(f"trained {result.steps} steps in {result.wall_s:.0f} s{best}; checkpoints in "

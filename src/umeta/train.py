@@ -18,6 +18,7 @@ from umeta.checkpoint import (model_state, optimizer_state, read_checkpoint, rng
 from umeta.config import TrainConfig
 from umeta.data.imageset import ImageSet
 from umeta.data.sources import load_part
+from umeta.distributed import World, distributed_session
 from umeta.errors import UmetaError
 from umeta.evaluate import episode_accuracies
 from umeta.learners import LEARNERS, Learner
@@ -158,10 +159,20 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True,
     resume : continue from ``run_dir/checkpoints/last.safetensors`` (same config, same tasks).
     progress : show a tqdm progress bar.
     train_data, val_data : use these image sets instead of loading ``cfg.data``.
+
+    Under ``torchrun`` the processes share each step's meta-batch and rank 0 writes the run
+    directory (see `umeta.distributed`); other ranks return their last weights.
     """
     _validate(cfg)
+    with distributed_session(resolve_device(cfg.run.device)) as world:
+        return _train(cfg, world, resume=resume, progress=progress, train_data=train_data,
+                      val_data=val_data)
+
+
+def _train(cfg: TrainConfig, world: World, *, resume: bool, progress: bool,
+           train_data: ImageSet | None, val_data: ImageSet | None) -> TrainResult:
     run = RunDir(cfg.run.run_dir)
-    device = resolve_device(cfg.run.device)
+    device = world.device
     label_free = is_label_free(cfg)
 
     checkpoint = None
@@ -176,19 +187,24 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True,
         raise UmetaError(f"run directory {str(run.path)!r} already holds a run; pass --resume to "
                          f"continue it or choose another --run-dir")
 
+    local_batch = world.local_batch(cfg.optim.meta_batch)
     torch.manual_seed(cfg.run.seed)
     part = "trainval" if label_free else "train"
     if train_data is None:
-        train_data = load_part(cfg.data, part)
+        with world.main_first():  # one download into the shared cache
+            train_data = load_part(cfg.data, part)
     train_data = train_data.to(device)
     validate_every = cfg.run.val_every
     if label_free and validate_every:
         validate_every = 0  # validation by labels would leak them into model selection
+    if not world.is_main:
+        validate_every = 0  # rank 0 validates
     image_shape = train_data.image_shape
     learner = build_learner(cfg, image_shape).to(device)
     if cfg.run.channels_last:
         learner = learner.to(memory_format=torch.channels_last)
     source = build_task_source(cfg, train_data, device)
+    world.seed_tasks(source, cfg.run.seed)
     if validate_every and val_data is None:
         val_data = load_part(cfg.data, "val", rotations=False)
     trainable = [p for p in learner.parameters() if p.requires_grad]  # not PsCo's momentum copy
@@ -204,21 +220,26 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True,
         scheduler.load_state_dict(meta["scheduler"])
         if isinstance(scheduler, torch.optim.lr_scheduler.CosineAnnealingLR):
             scheduler.T_max = max(cfg.optim.steps, 1)  # the run may have been extended
-        rngs = rng_states(tensors)
+        rngs = world.own_rng_states(rng_states(tensors), meta["progress"])
         source.load_state_dict({k[7:]: v for k, v in rngs.items() if k.startswith("source.")})
         torch.set_rng_state(rngs["torch"])
         step, best = meta["progress"]["step"], meta["progress"].get("best_val_accuracy")
-    else:
+    elif world.is_main:
         run.path.mkdir(parents=True, exist_ok=True)
         run.config.write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+    world.broadcast_module(learner)
 
-    def save(path: Path) -> None:
+    def rng_now() -> dict[str, torch.Tensor]:
         rng = {"torch": torch.get_rng_state()}
         rng.update({f"source.{k}": v for k, v in source.state_dict().items()})
+        return rng
+
+    def save(path: Path, rng: dict[str, torch.Tensor]) -> None:
         save_checkpoint(path, model=learner, config=cfg.to_dict(), optimizer=optimizer,
                         scheduler=scheduler, rng=rng,
                         progress={"step": step, "best_val_accuracy": best,
-                                  "image_shape": list(image_shape), "data": train_data.name})
+                                  "image_shape": list(image_shape), "data": train_data.name,
+                                  "world_size": world.size})
 
     val_sampler = None
     if validate_every:
@@ -229,18 +250,19 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True,
     autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if cfg.run.amp == "bf16"
                 else contextlib.nullcontext())
     total = cfg.optim.steps
-    bar = tqdm(total=total, initial=step, disable=not progress, desc="meta-train", unit="step",
-               dynamic_ncols=True)
+    bar = tqdm(total=total, initial=step, disable=not (progress and world.is_main),
+               desc="meta-train", unit="step", dynamic_ncols=True)
     sums = torch.zeros(2, device=device)
     window_start, window_steps, start_time = time.perf_counter(), 0, time.perf_counter()
     meta_loss = torch.compile(learner.meta_loss) if cfg.run.compile else learner.meta_loss
     learner.train()
     while step < total:
-        batch = source.sample(cfg.optim.meta_batch)
+        batch = source.sample(local_batch)
         with autocast:
             out = meta_loss(batch)
         optimizer.zero_grad(set_to_none=True)
         out.loss.backward()
+        world.average_gradients(trainable)
         if cfg.optim.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(learner.parameters(), cfg.optim.grad_clip)
         optimizer.step()
@@ -251,7 +273,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True,
         bar.update(1)
 
         if step % cfg.run.log_every == 0 or step == total:
-            loss, acc = (sums / window_steps).tolist()  # the one host sync per window
+            loss, acc = (world.mean(sums) / window_steps).tolist()  # one host sync per window
             if not math.isfinite(loss):
                 raise UmetaError(f"training diverged at step {step} (loss {loss}); lower optim.lr "
                                  f"or set optim.grad_clip")
@@ -259,7 +281,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True,
             record = {"step": step, "loss": loss, "accuracy": acc,
                       "tasks_per_s": window_steps * cfg.optim.meta_batch / elapsed,
                       "lr": scheduler.get_last_lr()[0]}
-            run.log(record)
+            if world.is_main:
+                run.log(record)
             history.append(record)
             bar.set_postfix(loss=f"{loss:.3f}", acc=f"{acc:.3f}",
                             tasks_s=f"{record['tasks_per_s']:.0f}")
@@ -275,13 +298,15 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True,
             history.append(record)
             if best is None or mean > best:
                 best = mean
-                save(run.best)
+                save(run.best, rng_now())
             window_start = time.perf_counter()
         if step % cfg.run.checkpoint_every == 0 or step == total:
-            save(run.last)
+            rng = world.gather_rng_states(rng_now())  # every rank's, to resume exactly
+            if world.is_main:
+                save(run.last, rng)
     bar.close()
-    if not run.best.exists() or val_sampler is None:
-        save(run.best)  # label-free or unvalidated: the last weights are the result
+    if world.is_main and (not run.best.exists() or val_sampler is None):
+        save(run.best, rng_now())  # label-free or unvalidated: the last weights are the result
     elif val_sampler is not None:
         tensors, _ = read_checkpoint(run.best, device)
         learner.load_state_dict(model_state(tensors))
