@@ -35,7 +35,8 @@ def plot_learning_curve(history: Sequence[dict[str, Any]], path: str | Path) -> 
         acc_ax.plot([r["step"] for r in val], [r["val_accuracy"] for r in val], "o-",
                     color="tab:green", label="validation accuracy")
     acc_ax.set_ylabel("accuracy (%)")
-    fig.legend(loc="lower center", ncol=3, fontsize=8, bbox_to_anchor=(0.5, -0.05))
+    handles = ax.get_legend_handles_labels()[0] + acc_ax.get_legend_handles_labels()[0]
+    acc_ax.legend(handles, [h.get_label() for h in handles], loc="center right", fontsize=8)
     ax.set_title("Meta-training")
     return _save(fig, path)
 
