@@ -16,7 +16,6 @@ import argparse
 import time
 
 import numpy as np
-import torch
 from joblib import Parallel, delayed
 from sklearn.cluster import AgglomerativeClustering, KMeans, SpectralClustering
 from sklearn.decomposition import PCA
@@ -27,7 +26,7 @@ from umeta.config import DataConfig
 from umeta.data.sources import load_part
 from umeta.metrics import clustering_scores, mean_ci95
 from umeta.results import result_row, write_results
-from umeta.tasks.sampler import EpisodeSampler
+from umeta.tasks.clustering import sample_clustering_tasks
 from umeta.train import is_label_free, resolve_device
 
 METRICS = ("clustering_accuracy", "nmi", "ari")
@@ -84,12 +83,8 @@ def main() -> None:
     rows = []
     for setting in args.settings.split(","):
         n, m = (int(v) for v in setting.lower().split("x"))
-        sampler = EpisodeSampler(data, n, m, 0, seed=args.seed + 100 * n + m)
-        idx, _ = sampler.sample_indices(args.tasks)
-        order = torch.rand(idx.shape, device=device, generator=sampler.generator).argsort(1)
-        idx = torch.gather(idx, 1, order)  # shuffled: no method sees the class-major order
-        truth = data.labels[idx].cpu().numpy()
-        images = data.float_images(idx)  # (T, N*M, C, H, W)
+        tasks = sample_clustering_tasks(data, n, m, args.tasks, seed=args.seed + 100 * n + m)
+        truth, images = tasks.labels, tasks.images  # images: (T, N*M, C, H, W)
         for path, learner in zip(args.checkpoint, learners):
             cfg = learner.config
             training = "label-free" if is_label_free(cfg) else "supervised"
@@ -117,7 +112,8 @@ def main() -> None:
             if row["setting"] == setting and row["metric"] == "clustering_accuracy":
                 print(f"{setting:<6} {row['method']:<28} {row['mean']:6.2f} +- {row['ci95']:.2f}")
     write_results(args.out, "B2", rows, device=device, wall_s=time.perf_counter() - start,
-                  seed=args.seed, dataset=args.dataset, split="vinyals", part="test",
+                  seed=args.seed, dataset=args.dataset,
+                  split="vinyals" if args.dataset == "omniglot" else None, part="test",
                   test_classes=data.num_classes)
 
 

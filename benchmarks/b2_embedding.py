@@ -37,7 +37,7 @@ from umeta.data.sources import load_part
 from umeta.estimators import MetaEmbedder
 from umeta.metrics import clustering_accuracy
 from umeta.results import write_results
-from umeta.tasks.sampler import EpisodeSampler
+from umeta.tasks.clustering import sample_clustering_tasks
 from umeta.train import resolve_device
 
 BASELINES = ("pca-pixels", "tsne-pixels")
@@ -131,12 +131,9 @@ def main() -> None:
     rows = []
     for setting in args.settings.split(","):
         n, m = (int(v) for v in setting.lower().split("x"))
-        sampler = EpisodeSampler(data, n, m, 0, seed=args.seed + 100 * n + m)
-        idx, _ = sampler.sample_indices(args.tasks)
-        order = torch.rand(idx.shape, device=device, generator=sampler.generator).argsort(1)
-        idx = torch.gather(idx, 1, order)  # shuffled: no method sees the class-major order
-        labels = torch.arange(n, device=device).repeat_interleave(m).expand_as(order).gather(1, order)
-        images = data.float_images(idx)  # (T, N*M, C, H, W)
+        tasks = sample_clustering_tasks(data, n, m, args.tasks, seed=args.seed + 100 * n + m)
+        labels = tasks.ways
+        images = tasks.images  # (T, N*M, C, H, W)
         pixels = images.flatten(2).cpu().numpy()
         methods = []  # (method, training, points (T, N*M, 2), extra fields)
         for path, learner in zip(args.checkpoint, learners):

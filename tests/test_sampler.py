@@ -60,3 +60,19 @@ def test_tasks_without_queries(tiny_images):
     support, query = EpisodeSampler(tiny_images, 3, 8, 0, seed=0).sample_indices(5)
     assert support.shape == (5, 24) and query.shape == (5, 0)
     assert all(len(set(row.tolist())) == 24 for row in support)
+
+
+def test_clustering_tasks_are_shuffled_and_consistent(tiny_images):
+    from umeta.tasks import sample_clustering_tasks
+
+    tasks = sample_clustering_tasks(tiny_images, 3, 8, 4, seed=0)
+    assert tasks.images.shape == (4, 24, 1, 16, 16)
+    labels = torch.as_tensor(tasks.labels)
+    assert torch.equal(labels, tiny_images.labels[tasks.index])
+    for t in range(4):
+        # the task-local ways name the same partition as the true classes
+        pairs = set(zip(tasks.ways[t].tolist(), labels[t].tolist()))
+        assert len(pairs) == 3 and sorted(w for w, _ in pairs) == [0, 1, 2]
+        assert labels[t].tolist() != sorted(labels[t].tolist())  # not class-major
+    again = sample_clustering_tasks(tiny_images, 3, 8, 4, seed=0)
+    assert torch.equal(again.index, tasks.index)

@@ -241,8 +241,8 @@ def _user_inputs(args: argparse.Namespace):
     return data, x.to(device), learner
 
 
-def _write_table(path: str, ids: list[str], columns: dict[str, "np.ndarray"]) -> None:
-    """Write ids and columns to CSV or NPZ atomically."""
+def _write_table(path: str, ids: list[str], columns: dict) -> None:
+    """Write ids and named array columns ({name: array of N rows}) to CSV or NPZ atomically."""
     import os
 
     import numpy as np

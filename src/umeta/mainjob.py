@@ -5,53 +5,25 @@ classes and compare with k-means on pixels on the same tasks; write a report dir
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from sklearn.cluster import KMeans
 
 from umeta.adapt.cluster import cluster_tasks
 from umeta.adapt.embed import embed_dataset, embedding_quality
 from umeta.config import TrainConfig
-from umeta.data.imageset import ImageSet
 from umeta.data.sources import load_part
 from umeta.errors import UmetaError
 from umeta.learners.base import Learner
 from umeta.metrics import clustering_scores, matched_confusion, mean_ci95
 from umeta.report import plot_cluster_grid, plot_confusion, plot_embedding, plot_learning_curve
 from umeta.results import result_row, write_results
-from umeta.tasks.sampler import EpisodeSampler
+from umeta.tasks.clustering import ClusteringTasks, sample_clustering_tasks
 from umeta.train import resolve_device, train
 
 METRICS = ("clustering_accuracy", "nmi", "ari")
-
-
-@dataclass
-class ClusteringTasks:
-    """T unlabeled clustering tasks of ``n_way`` unseen classes x ``per_class`` images, shuffled.
-
-    Attributes
-    ----------
-    images : Tensor of shape (T, n_way * per_class, C, H, W), float in [0, 1]
-    labels : ndarray of shape (T, n_way * per_class): the true classes, for scoring only
-    """
-
-    images: torch.Tensor
-    labels: np.ndarray
-    n_way: int
-
-
-def sample_clustering_tasks(data: ImageSet, n_way: int, per_class: int, num_tasks: int,
-                            seed: int) -> ClusteringTasks:
-    """Draw clustering tasks from ``data`` with a seeded generator; images in random order."""
-    sampler = EpisodeSampler(data, n_way, per_class, 0, seed=seed)
-    idx, _ = sampler.sample_indices(num_tasks)
-    order = torch.rand(idx.shape, device=idx.device, generator=sampler.generator).argsort(1)
-    idx = torch.gather(idx, 1, order)
-    return ClusteringTasks(data.float_images(idx), data.labels[idx].cpu().numpy(), n_way)
 
 
 def umeta_clusters(learner: Learner, tasks: ClusteringTasks, seed: int) -> np.ndarray:
