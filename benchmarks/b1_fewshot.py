@@ -14,6 +14,8 @@ from __future__ import annotations
 import argparse
 import time
 
+from targets import annotate
+
 from umeta.checkpoint import load_learner
 from umeta.config import assemble_config
 from umeta.data.sources import load_part
@@ -69,6 +71,7 @@ def main() -> None:
                            transductive_steps=steps_t)
                 rows.append(row)
     eval_wall = time.perf_counter() - eval_start
+    rows = annotate({"benchmark": "B1", "results": rows})["results"]
     doc = write_results(
         args.out, "B1", rows, device=device, wall_s=train_wall + eval_wall, seed=cfg.run.seed,
         dataset=cfg.data.dataset, split=cfg.data.split, rotations=cfg.data.rotations,

@@ -20,6 +20,8 @@ from joblib import Parallel, delayed
 from sklearn.cluster import AgglomerativeClustering, KMeans, SpectralClustering
 from sklearn.decomposition import PCA
 
+from targets import annotate
+
 from umeta.adapt.cluster import cluster_tasks
 from umeta.checkpoint import load_learner
 from umeta.config import DataConfig
@@ -111,6 +113,7 @@ def main() -> None:
         for row in rows:
             if row["setting"] == setting and row["metric"] == "clustering_accuracy":
                 print(f"{setting:<6} {row['method']:<28} {row['mean']:6.2f} +- {row['ci95']:.2f}")
+    rows = annotate({"benchmark": "B2", "results": rows})["results"]
     write_results(args.out, "B2", rows, device=device, wall_s=time.perf_counter() - start,
                   seed=args.seed, dataset=args.dataset,
                   split="vinyals" if args.dataset == "omniglot" else None, part="test",

@@ -16,7 +16,8 @@ RESULTS = REPO / "benchmarks" / "results"
 DOC = REPO / "docs" / "benchmarks.md"
 STANDARD = ("method", "training", "setting", "metric", "mean", "ci95", "n_tasks")
 #: Row keys worth a column when a file has them (others stay in the JSON).
-EXTRA = ("test_classes", "transductive_steps", "refine", "impl", "variant", "meta_batch")
+EXTRA = ("test_classes", "transductive_steps", "refine", "impl", "variant", "meta_batch",
+         "target", "target_met")
 
 HEADER = """# Benchmark results
 
