@@ -89,8 +89,9 @@ def _add_adapt_parsers(sub) -> None:
     def common(p, out_default: str) -> None:
         p.add_argument("data", help="a folder of images (class subfolders optional), an .npz "
                                     "with X (and optional y) or a CSV/TSV table")
-        p.add_argument("--checkpoint", help="a meta-trained checkpoint; without one the raw "
-                                            "features are used (the classical baseline)")
+        p.add_argument("--checkpoint", help="a meta-trained checkpoint, or 'builtin' for a small "
+                                            "label-free model made on first use; without one the "
+                                            "raw features are used (the classical baseline)")
         p.add_argument("--out", default=out_default, help="output .csv or .npz "
                                                           "(default: %(default)s)")
         p.add_argument("--label-column", help="CSV column holding labels (used for scoring only)")
@@ -220,8 +221,14 @@ def _user_inputs(args: argparse.Namespace):
     size = None
     if args.checkpoint:
         from umeta.checkpoint import load_learner
+        from umeta.pretrained import BUILTIN, builtin_checkpoint
 
-        learner = load_learner(args.checkpoint, device)
+        path = args.checkpoint
+        if path == BUILTIN:
+            print("using the built-in label-free glyph model (trained and cached on first use)",
+                  file=sys.stderr)
+            path = builtin_checkpoint(progress=True)
+        learner = load_learner(path, device)
         size = tuple(learner.image_shape[1:]) if args.resize else None
     data = load_user_data(args.data, label_column=args.label_column, image_size=size)
     x = data.x

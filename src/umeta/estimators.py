@@ -34,9 +34,11 @@ class _MetaEstimator(BaseEstimator):
             return None, torch.device(self.device or "cpu")
         if isinstance(self.learner, (str, os.PathLike)):
             from umeta.checkpoint import load_learner
+            from umeta.pretrained import BUILTIN, builtin_checkpoint
 
             device = torch.device(self.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-            return load_learner(self.learner, device), device
+            path = builtin_checkpoint() if self.learner == BUILTIN else self.learner
+            return load_learner(path, device), device
         if not isinstance(self.learner, nn.Module):
             raise UmetaError(f"learner must be a Learner, a checkpoint path or None; got "
                              f"{type(self.learner).__name__}")
@@ -103,6 +105,8 @@ class MetaClusterer(ClusterMixin, _MetaEstimator):
     Parameters
     ----------
     learner : Learner, str, os.PathLike or None, default=None
+        A meta-trained model, a checkpoint path, or ``"builtin"`` (a small label-free model
+        meta-trained on the built-in glyphs on first use and cached; see `umeta.pretrained`).
         The meta-trained model or its checkpoint path; None clusters the inputs themselves.
     n_clusters : int or None, default=8
         None estimates it by the silhouette over ``k_range``.
@@ -210,6 +214,8 @@ class MetaEmbedder(TransformerMixin, _MetaEstimator):
     Parameters
     ----------
     learner : Learner, str, os.PathLike or None, default=None
+        A meta-trained model, a checkpoint path, or ``"builtin"`` (a small label-free model
+        meta-trained on the built-in glyphs on first use and cached; see `umeta.pretrained`).
         None makes this plain (exact, deterministic) PCA.
     n_components : int, default=2
     normalize : bool, default=False
@@ -288,6 +294,8 @@ class MetaAnomalyDetector(OutlierMixin, _MetaEstimator):
     Parameters
     ----------
     learner : Learner, str, os.PathLike or None, default=None
+        A meta-trained model, a checkpoint path, or ``"builtin"`` (a small label-free model
+        meta-trained on the built-in glyphs on first use and cached; see `umeta.pretrained`).
     method : {"knn", "prototype"}, default="knn"
     n_neighbors : int, default=1
     n_prototypes : int, default=1
