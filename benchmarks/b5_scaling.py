@@ -27,7 +27,6 @@ import argparse
 import json
 import math
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -43,32 +42,8 @@ from umeta.results import device_name, result_row, write_results
 from umeta.tasks import EpisodeSampler
 from umeta.train import resolve_device
 
-REPO = Path(__file__).resolve().parents[1]
-IMAGE_SHAPE = (1, 28, 28)
-INNER_STEPS, INNER_LR = 5, 0.4
-
-
-@dataclass(frozen=True)
-class Case:
-    """One benchmarked algorithm and episode shape."""
-
-    method: str
-    n_way: int
-    k_shot: int
-    q_query: int
-    first_order: bool = False
-
-    @property
-    def setting(self) -> str:
-        inner = f"-{INNER_STEPS}steps" if self.method != "protonet" else ""
-        return f"{self.n_way}w{self.k_shot}s{self.q_query}q{inner}"
-
-
-CASES = {
-    "protonet": Case("protonet", 20, 1, 15),
-    "maml": Case("maml", 5, 1, 15),
-    "fomaml": Case("fomaml", 5, 1, 15, first_order=True),
-}
+# the benchmarked cases and their shapes are B3's (run as a script, benchmarks/ is on sys.path)
+from b3_throughput import CASES, IMAGE_SHAPE, INNER_LR, INNER_STEPS, REPO, Case  # noqa: E402
 
 
 def build_learner(case: Case, device: torch.device) -> torch.nn.Module:

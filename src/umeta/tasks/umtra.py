@@ -23,7 +23,8 @@ from umeta.tasks.sampler import seeded_generator
 
 
 def check_source_args(images: Tensor, n_way: int, k_shot: int, q_query: int) -> None:
-    """Raise `UmetaError` unless ``images`` is uint8 (N, C, H, W) and the task sizes are >= 1."""
+    """Raise `UmetaError` unless ``images`` is uint8 (N, C, H, W), the task sizes are >= 1 and
+    there are at least ``n_way`` images."""
     if not isinstance(images, Tensor) or images.dtype != torch.uint8 or images.dim() != 4:
         what = (f"{images.dtype} tensor of shape {tuple(images.shape)}"
                 if isinstance(images, Tensor) else type(images).__name__)
@@ -32,6 +33,9 @@ def check_source_args(images: Tensor, n_way: int, k_shot: int, q_query: int) -> 
     for name, value in (("n_way", n_way), ("k_shot", k_shot), ("q_query", q_query)):
         if int(value) != value or value < 1:
             raise UmetaError(f"{name} must be a whole number >= 1; got {value}")
+    if n_way > len(images):
+        raise UmetaError(f"n_way={n_way} is larger than the {len(images)} images given; "
+                         f"use a smaller --n-way or more images")
 
 
 def sample_distinct(counts: Tensor, m: int, generator: torch.Generator) -> Tensor:
@@ -98,9 +102,6 @@ class UMTRA:
                  seed: int = 0, query_augment: Augment | Mapping | None = None,
                  support_augment: Augment | Mapping | None = None) -> None:
         check_source_args(images, n_way, k_shot, q_query)
-        if n_way > len(images):
-            raise UmetaError(f"n_way={n_way} is larger than the {len(images)} images given; "
-                             f"use a smaller --n-way or more images")
         self.images = images
         self.n_way, self.k_shot, self.q_query = int(n_way), int(k_shot), int(q_query)
         self.query_augment = as_augment(query_augment, UMTRA_OMNIGLOT)
@@ -178,9 +179,6 @@ class ViewSampler:
                  seed: int = 0, augment: Augment | Mapping | None = None,
                  key_augment: Augment | Mapping | None = None) -> None:
         check_source_args(images, n_way, k_shot, q_query)
-        if n_way > len(images):
-            raise UmetaError(f"n_way={n_way} is larger than the {len(images)} images given; "
-                             f"use a smaller --n-way or more images")
         self.images = images
         self.n_way, self.k_shot, self.q_query = int(n_way), int(k_shot), int(q_query)
         self.augment = as_augment(augment, PSCO_OMNIGLOT)
