@@ -27,17 +27,16 @@ from sklearn.ensemble import IsolationForest
 from sklearn.neighbors import LocalOutlierFactor, NearestNeighbors
 from torch import Tensor
 
+from common import add_common_arguments, test_data_and_learners
+
 from umeta.adapt.anomaly import METHODS, anomaly_scores
-from umeta.checkpoint import load_learner
-from umeta.config import DataConfig
 from umeta.data.imageset import ImageSet
-from umeta.data.sources import load_part
 from umeta.errors import UmetaError
 from umeta.learners.base import Learner
 from umeta.metrics import auroc, average_precision, mean_ci95
 from umeta.results import result_row, write_results
 from umeta.tasks.sampler import EpisodeSampler
-from umeta.train import is_label_free, resolve_device
+from umeta.train import is_label_free
 
 BASELINES = ("isolation-forest-pixels", "lof-pixels", "knn-pixels")
 
@@ -146,8 +145,6 @@ def ranking_scores(is_anomaly: np.ndarray, scores) -> dict[str, list[float]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--checkpoint", action="append", default=[],
-                        help="a meta-trained checkpoint to evaluate (repeatable)")
     parser.add_argument("--shots", default="1,5,10", help="K: known-normal images per task")
     parser.add_argument("--anomaly-classes", type=int, default=5,
                         help="other characters the anomalies of a task come from")
@@ -157,19 +154,10 @@ def main() -> None:
                              "(at most K)")
     parser.add_argument("--normalize", action=argparse.BooleanOptionalAction, default=True,
                         help="L2-normalise the meta-learned features")
-    parser.add_argument("--dataset", default="omniglot")
-    parser.add_argument("--data-dir")
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--no-baselines", action="store_true")
-    parser.add_argument("--jobs", type=int, default=-1, help="processes for the baselines")
-    parser.add_argument("--out", required=True)
+    add_common_arguments(parser, "processes for the baselines")
     args = parser.parse_args()
-    device = resolve_device(args.device)
     start = time.perf_counter()
-    data_cfg = DataConfig(dataset=args.dataset, data_dir=args.data_dir)
-    data = load_part(data_cfg, "test").to(device)
-    learners = [load_learner(path, device) for path in args.checkpoint]
+    device, data_cfg, data, learners = test_data_and_learners(args)
     rows, sizes = [], {}
     for k_shot in (int(v) for v in args.shots.split(",")):
         setting = f"K={k_shot}"

@@ -20,16 +20,14 @@ from joblib import Parallel, delayed
 from sklearn.cluster import AgglomerativeClustering, KMeans, SpectralClustering
 from sklearn.decomposition import PCA
 
+from common import add_common_arguments, test_data_and_learners
 from targets import annotate
 
 from umeta.adapt.cluster import cluster_tasks
-from umeta.checkpoint import load_learner
-from umeta.config import DataConfig
-from umeta.data.sources import load_part
 from umeta.metrics import clustering_scores, mean_ci95
 from umeta.results import result_row, write_results
 from umeta.tasks.clustering import sample_clustering_tasks
-from umeta.train import is_label_free, resolve_device
+from umeta.train import is_label_free
 
 METRICS = ("clustering_accuracy", "nmi", "ari")
 
@@ -63,25 +61,15 @@ def summarise(method: str, training: str, setting: str, scores: list[dict], **ex
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--checkpoint", action="append", default=[],
-                        help="a meta-trained checkpoint to evaluate (repeatable)")
     parser.add_argument("--settings", default="5x5,5x20,20x5,20x20", help="N x M settings")
     parser.add_argument("--tasks", type=int, default=500)
-    parser.add_argument("--dataset", default="omniglot")
-    parser.add_argument("--data-dir")
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--refine", default="none",
                         help="umeta prototype refinement after k-means, comma-separated variants "
                              "(none, soft, balanced); each gets its own rows")
-    parser.add_argument("--no-baselines", action="store_true")
-    parser.add_argument("--jobs", type=int, default=-1, help="processes for the baselines")
-    parser.add_argument("--out", required=True)
+    add_common_arguments(parser, "processes for the baselines")
     args = parser.parse_args()
-    device = resolve_device(args.device)
     start = time.perf_counter()
-    data = load_part(DataConfig(dataset=args.dataset, data_dir=args.data_dir), "test").to(device)
-    learners = [load_learner(path, device) for path in args.checkpoint]
+    device, _, data, learners = test_data_and_learners(args)
     rows = []
     for setting in args.settings.split(","):
         n, m = (int(v) for v in setting.lower().split("x"))

@@ -29,16 +29,14 @@ from sklearn.manifold import TSNE
 from torch import Tensor
 
 from b2_anomaly import describe, print_table, summarise
+from common import add_common_arguments, test_data_and_learners
+
 from umeta.adapt.cluster import kmeans
 from umeta.adapt.embed import embedding_quality
-from umeta.checkpoint import load_learner
-from umeta.config import DataConfig
-from umeta.data.sources import load_part
 from umeta.estimators import MetaEmbedder
 from umeta.metrics import clustering_accuracy
 from umeta.results import write_results
 from umeta.tasks.clustering import sample_clustering_tasks
-from umeta.train import resolve_device
 
 BASELINES = ("pca-pixels", "tsne-pixels")
 #: embedding_quality's keys -> metric names in the results
@@ -105,8 +103,6 @@ def quality_scores(pixels: np.ndarray, points: np.ndarray, k: int, seed: int,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--checkpoint", action="append", default=[],
-                        help="a meta-trained checkpoint to evaluate (repeatable)")
     parser.add_argument("--settings", default="10x20,20x20", help="N x M settings")
     parser.add_argument("--tasks", type=int, default=100)
     parser.add_argument("--quality-k", type=int, default=10,
@@ -114,20 +110,10 @@ def main() -> None:
     parser.add_argument("--knn-k", type=int, default=5, help="neighbours of the k-NN classifier")
     parser.add_argument("--normalize", action=argparse.BooleanOptionalAction, default=True,
                         help="L2-normalise the meta-learned features before PCA")
-    parser.add_argument("--dataset", default="omniglot")
-    parser.add_argument("--data-dir")
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--no-baselines", action="store_true")
-    parser.add_argument("--jobs", type=int, default=-1,
-                        help="processes for the baselines and the quality scores")
-    parser.add_argument("--out", required=True)
+    add_common_arguments(parser, "processes for the baselines and the quality scores")
     args = parser.parse_args()
-    device = resolve_device(args.device)
     start = time.perf_counter()
-    data_cfg = DataConfig(dataset=args.dataset, data_dir=args.data_dir)
-    data = load_part(data_cfg, "test").to(device)
-    learners = [load_learner(path, device) for path in args.checkpoint]
+    device, data_cfg, data, learners = test_data_and_learners(args)
     rows = []
     for setting in args.settings.split(","):
         n, m = (int(v) for v in setting.lower().split("x"))
