@@ -9,8 +9,10 @@ filters). Cases (BENCHMARKS.md, B3):
 
 Each is timed for umeta's learner and for a plain per-task Python loop written below (the loop
 embeds, or clones and adapts, one task at a time with ``torch.autograd.grad``). Speed levers
-(``--compile``, ``--amp bf16``, ``--channels-last``, ``--big-meta-batch``) each add a umeta row,
-and two or more of the first three one more row with them together.
+(``--compile``, ``--amp bf16``, ``--channels-last``, ``--big-meta-batch``, ``--cuda-graph``) each
+add a umeta row, and two or more of the first three one more row with them together;
+``--cuda-graph`` (the whole step replayed from a CUDA graph, `umeta.cuda_graph`) adds rows of its
+own, alone, with channels-last if asked, and at the bigger meta-batch.
 Rows: ``tasks_per_s`` (mean and 95% CI over repeats), ``ratio_vs_loop`` (over the loop's
 rate at ``--meta-batch``, repeat by repeat) and, on CUDA, ``peak_mem_mb``. A lever that fails on
 this device is listed under ``failures`` instead of stopping the run.
@@ -35,6 +37,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call
 
+from umeta.cuda_graph import CapturedStep, capturable_adam
 from umeta.data import ImageSet
 from umeta.learners import ProtoNet
 from umeta.learners.maml import MAML
@@ -84,6 +87,7 @@ class Variant:
     compile: str | None = None  # a torch.compile mode
     amp: str = "none"
     channels_last: bool = False
+    cuda_graph: bool = False
 
 
 # ---- the plain per-task loops ------------------------------------------------------------------
@@ -171,23 +175,31 @@ def to_channels_last(ep: Episode) -> Episode:
 
 def make_step(loss_fn: Callable[[Episode], Tensor], model: nn.Module, variant: Variant,
               device: torch.device) -> Callable[[Episode], None]:
-    """One training step: forward (under autocast if asked), backward, Adam."""
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    """One training step: forward (under autocast if asked), backward, Adam; replayed from a
+    CUDA graph for ``variant.cuda_graph``."""
+    if variant.cuda_graph:
+        optimizer = capturable_adam(model.parameters(), 1e-3, 0.0, device)
+    else:
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     if variant.compile:
         loss_fn = torch.compile(loss_fn, mode=variant.compile)
     autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if variant.amp == "bf16"
                 else nullcontext())
 
-    def step(ep: Episode) -> None:
-        if variant.channels_last:
-            ep = to_channels_last(ep)
+    def step(ep: Episode) -> Tensor:
         with autocast:
             loss = loss_fn(ep)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        return loss
 
-    return step
+    graphed = CapturedStep(step, device) if variant.cuda_graph else step
+
+    def run(ep: Episode) -> None:
+        graphed(to_channels_last(ep) if variant.channels_last else ep)
+
+    return run
 
 
 def measure(step: Callable[[Episode], None], sampler: EpisodeSampler, meta_batch: int,
@@ -242,6 +254,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--amp", choices=["none", "bf16"], default="none",
                    help="add an autocast row in this dtype")
     p.add_argument("--channels-last", action="store_true", help="add a channels-last row")
+    p.add_argument("--cuda-graph", action="store_true",
+                   help="add rows with the whole step replayed from a CUDA graph (CUDA only)")
     p.add_argument("--warmup", type=int, default=3, help="untimed steps first")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--steps", type=int, default=10, help="timed steps per repeat (umeta)")
@@ -279,6 +293,14 @@ def variants(args: argparse.Namespace) -> list[Variant]:
     if args.big_meta_batch:
         out.append(replace(base, name=f"meta-batch-{args.big_meta_batch}",
                            meta_batch=args.big_meta_batch))
+    if args.cuda_graph:
+        graphed = replace(base, name="cuda-graph", cuda_graph=True)
+        out.append(graphed)
+        if args.channels_last:
+            out.append(replace(graphed, name="cuda-graph+channels-last", channels_last=True))
+        if args.big_meta_batch:
+            out.append(replace(graphed, name=f"cuda-graph+meta-batch-{args.big_meta_batch}",
+                               meta_batch=args.big_meta_batch))
     return out
 
 

@@ -165,3 +165,29 @@ def test_psco_tasks_need_the_psco_learner(tmp_path, noisy_classes):
     cfg.tasks.builder = "psco"
     with pytest.raises(UmetaError, match="do not go together"):
         train(cfg, train_data=noisy_classes, progress=False)
+
+
+def test_trainval_part_trains_on_train_and_val_classes_and_skips_validation(tmp_path,
+                                                                             noisy_classes,
+                                                                             monkeypatch):
+    asked = []
+
+    def fake_load_part(cfg, part, **kwargs):
+        asked.append(part)
+        return noisy_classes
+
+    monkeypatch.setattr(umeta.train, "load_part", fake_load_part)
+    cfg = small_config(tmp_path / "run", steps=10)
+    cfg.data.train_part = "trainval"
+    result = train(cfg, progress=False)
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert asked == ["trainval"]  # and no "val" part: its classes are trained on
+    assert not any("val_accuracy" in r for r in records) and result.best_val_accuracy is None
+    assert (tmp_path / "run" / "checkpoints" / "best.safetensors").is_file()
+
+
+def test_unknown_train_part_is_a_clear_error(tmp_path, noisy_classes):
+    cfg = small_config(tmp_path / "run")
+    cfg.data.train_part = "test"
+    with pytest.raises(UmetaError, match="unknown data.train_part 'test'"):
+        train(cfg, train_data=noisy_classes, progress=False)

@@ -24,6 +24,9 @@ class DataConfig:
     rotations: bool = False  #: add 90/180/270-degree rotations as classes (supervised only)
     data_dir: str | None = None  #: folder with the data; default $UMETA_DATA or ~/.cache/umeta
     download: bool = True  #: fetch Omniglot's official zips when no copy is found
+    #: classes a supervised run trains on: "train", or "trainval" (train + val, as Snell et al.
+    #: and Finn et al. train their final Omniglot models; there is then nothing to validate on)
+    train_part: str = "train"
 
 
 @dataclass
@@ -81,6 +84,7 @@ class RunConfig:
     amp: str = "none"  #: "none" or "bf16" (CUDA autocast)
     channels_last: bool = False
     compile: bool = False  #: torch.compile the training step's model
+    cuda_graph: bool = False  #: record the whole step as a CUDA graph and replay it (CUDA only)
 
 
 @dataclass

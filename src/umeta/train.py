@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 from umeta.checkpoint import (model_state, optimizer_state, read_checkpoint, rng_states,
                               save_checkpoint)
 from umeta.config import TrainConfig
+from umeta.cuda_graph import CapturedStep, capturable_adam, tensor_learning_rates
 from umeta.data.imageset import ImageSet
 from umeta.data.sources import load_part
 from umeta.distributed import World, distributed_session
@@ -28,6 +29,10 @@ from umeta.tasks.sampler import EpisodeSampler
 
 #: Learners that vmap over tasks and so need BatchNorm without running statistics.
 VMAPPED_LEARNERS = frozenset({"maml"})
+#: Learners whose training step is free of host synchronisation, so it can be a CUDA graph.
+GRAPHABLE_LEARNERS = ("protonet", "maml")
+#: Parts a supervised run may train on (label-free runs always use train + val images).
+TRAIN_PARTS = ("train", "trainval")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -147,6 +152,15 @@ def _validate(cfg: TrainConfig) -> None:
         raise UmetaError(f"unknown run.amp {r.amp!r}; choose none or bf16")
     if t.n_way < 2:
         raise UmetaError(f"tasks.n_way must be at least 2; got {t.n_way}")
+    if cfg.data.train_part not in TRAIN_PARTS:
+        raise UmetaError(f"unknown data.train_part {cfg.data.train_part!r}; choose "
+                         f"{' or '.join(TRAIN_PARTS)}")
+    if r.cuda_graph:
+        if cfg.learner.name not in GRAPHABLE_LEARNERS:
+            raise UmetaError(f"run.cuda_graph works with the {' and '.join(GRAPHABLE_LEARNERS)} "
+                             f"learners, not {cfg.learner.name!r}; set run.cuda_graph=false")
+        if r.compile:
+            raise UmetaError("run.cuda_graph and run.compile do not go together; choose one")
 
 
 def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True,
@@ -189,14 +203,16 @@ def _train(cfg: TrainConfig, world: World, *, resume: bool, progress: bool,
 
     local_batch = world.local_batch(cfg.optim.meta_batch)
     torch.manual_seed(cfg.run.seed)
-    part = "trainval" if label_free else "train"
+    part = "trainval" if label_free else cfg.data.train_part
     if train_data is None:
         with world.main_first():  # one download into the shared cache
             train_data = load_part(cfg.data, part)
     train_data = train_data.to(device)
     validate_every = cfg.run.val_every
-    if label_free and validate_every:
-        validate_every = 0  # validation by labels would leak them into model selection
+    if (label_free or part == "trainval") and validate_every:
+        # label-free: validating by labels would leak them into model selection;
+        # trainval: the val classes are trained on, so there is nothing left to validate on
+        validate_every = 0
     if not world.is_main:
         validate_every = 0  # rank 0 validates
     image_shape = train_data.image_shape
@@ -208,15 +224,23 @@ def _train(cfg: TrainConfig, world: World, *, resume: bool, progress: bool,
     if validate_every and val_data is None:
         val_data = load_part(cfg.data, "val", rotations=False)
     trainable = [p for p in learner.parameters() if p.requires_grad]  # not PsCo's momentum copy
-    optimizer = torch.optim.Adam(trainable, lr=cfg.optim.lr,
-                                 weight_decay=cfg.optim.weight_decay,
-                                 fused=device.type == "cuda")
+    if cfg.run.cuda_graph and world.size > 1:
+        raise UmetaError("run.cuda_graph is for one process; set run.cuda_graph=false under "
+                         "torchrun")
+    if cfg.run.cuda_graph:
+        optimizer = capturable_adam(trainable, cfg.optim.lr, cfg.optim.weight_decay, device)
+    else:
+        optimizer = torch.optim.Adam(trainable, lr=cfg.optim.lr,
+                                     weight_decay=cfg.optim.weight_decay,
+                                     fused=device.type == "cuda")
     scheduler = make_scheduler(cfg, optimizer)
     step, best, history = 0, None, []
     if checkpoint is not None:
         tensors, meta = checkpoint
         learner.load_state_dict(model_state({k: v.to(device) for k, v in tensors.items()}))
         optimizer.load_state_dict(optimizer_state(tensors, meta))
+        if cfg.run.cuda_graph:
+            tensor_learning_rates(optimizer, device)
         scheduler.load_state_dict(meta["scheduler"])
         if isinstance(scheduler, torch.optim.lr_scheduler.CosineAnnealingLR):
             scheduler.T_max = max(cfg.optim.steps, 1)  # the run may have been extended
@@ -255,17 +279,22 @@ def _train(cfg: TrainConfig, world: World, *, resume: bool, progress: bool,
     sums = torch.zeros(2, device=device)
     window_start, window_steps, start_time = time.perf_counter(), 0, time.perf_counter()
     meta_loss = torch.compile(learner.meta_loss) if cfg.run.compile else learner.meta_loss
-    learner.train()
-    while step < total:
-        batch = source.sample(local_batch)
+
+    def train_step(batch):
         with autocast:
             out = meta_loss(batch)
         optimizer.zero_grad(set_to_none=True)
         out.loss.backward()
         world.average_gradients(trainable)
         if cfg.optim.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(learner.parameters(), cfg.optim.grad_clip)
+            torch.nn.utils.clip_grad_norm_(trainable, cfg.optim.grad_clip)
         optimizer.step()
+        return out
+
+    step_fn = CapturedStep(train_step, device) if cfg.run.cuda_graph else train_step
+    learner.train()
+    while step < total:
+        out = step_fn(source.sample(local_batch))
         scheduler.step()
         step += 1
         window_steps += 1
@@ -280,7 +309,7 @@ def _train(cfg: TrainConfig, world: World, *, resume: bool, progress: bool,
             elapsed = time.perf_counter() - window_start
             record = {"step": step, "loss": loss, "accuracy": acc,
                       "tasks_per_s": window_steps * cfg.optim.meta_batch / elapsed,
-                      "lr": scheduler.get_last_lr()[0]}
+                      "lr": float(scheduler.get_last_lr()[0])}
             if world.is_main:
                 run.log(record)
             history.append(record)
