@@ -12,7 +12,7 @@ embeds, or clones and adapts, one task at a time with ``torch.autograd.grad``). 
 (``--compile``, ``--amp bf16``, ``--channels-last``, ``--big-meta-batch``, ``--cuda-graph``) each
 add a umeta row, and two or more of the first three one more row with them together;
 ``--cuda-graph`` (the whole step replayed from a CUDA graph, `umeta.cuda_graph`) adds rows of its
-own, alone, with channels-last if asked, and at the bigger meta-batch.
+own, alone, with channels-last or autocast if asked, and at the bigger meta-batch.
 Rows: ``tasks_per_s`` (mean and 95% CI over repeats), ``ratio_vs_loop`` (over the loop's
 rate at ``--meta-batch``, repeat by repeat) and, on CUDA, ``peak_mem_mb``. A lever that fails on
 this device is listed under ``failures`` instead of stopping the run.
@@ -270,6 +270,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.quick:
         args.meta_batch, args.big_meta_batch = 4, 8 if args.big_meta_batch else 0
         args.warmup, args.repeats, args.steps, args.loop_steps = 1, 2, 1, 1
+    if args.cuda_graph and not args.device.startswith("cuda"):
+        p.error("--cuda-graph needs a CUDA device (--device cuda)")
     unknown = set(args.cases.split(",")) - set(CASES)
     if unknown:
         p.error(f"unknown case(s) {sorted(unknown)}; choose from {sorted(CASES)}")
@@ -298,6 +300,8 @@ def variants(args: argparse.Namespace) -> list[Variant]:
         out.append(graphed)
         if args.channels_last:
             out.append(replace(graphed, name="cuda-graph+channels-last", channels_last=True))
+        if args.amp != "none":
+            out.append(replace(graphed, name=f"cuda-graph+amp-{args.amp}", amp=args.amp))
         if args.big_meta_batch:
             out.append(replace(graphed, name=f"cuda-graph+meta-batch-{args.big_meta_batch}",
                                meta_batch=args.big_meta_batch))

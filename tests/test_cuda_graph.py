@@ -9,7 +9,7 @@ import torch
 from umeta.config import TrainConfig
 from umeta.data import ImageSet
 from umeta.errors import UmetaError
-from umeta.cuda_graph import CapturedStep, WARMUP_STEPS
+from umeta.cuda_graph import CapturedStep, WARMUP_STEPS, capturable_adam
 from umeta.tasks import EpisodeSampler
 from umeta.train import train
 
@@ -42,6 +42,15 @@ def weights(learner) -> dict[str, torch.Tensor]:
     return {k: v.detach().double().cpu() for k, v in learner.state_dict().items()}
 
 
+def build(learner, options, seed=0):
+    from umeta.learners import LEARNERS
+    from umeta.models import Conv4
+
+    torch.manual_seed(seed)
+    backbone = Conv4(1, 16, 28, running_stats=learner != "maml")
+    return LEARNERS.get(learner)(backbone=backbone, n_way=5, **options).cuda()
+
+
 @cuda
 @pytest.mark.parametrize("learner, options", [
     ("protonet", {}),
@@ -49,32 +58,59 @@ def weights(learner) -> dict[str, torch.Tensor]:
     ("maml", {"inner_steps": 2, "inner_lr": 0.4, "first_order": True}),
     ("maml", {"inner_steps": 1, "learn_inner_lr": True}),
 ])
-def test_graphed_training_equals_eager_training(tmp_path, classes, learner, options):
+def test_replayed_steps_equal_eager_steps(classes, learner, options):
+    """The same step function, optimizer and schedule, eager and replayed: same losses, weights."""
     torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
-    eager = train(config(tmp_path / "eager", learner, False, **options), train_data=classes,
-                  progress=False)
-    graphed = train(config(tmp_path / "graph", learner, True, **options), train_data=classes,
-                    progress=False)
-    losses = [[r["loss"] for r in res.history if "loss" in r] for res in (eager, graphed)]
-    assert len(losses[1]) == 12 > WARMUP_STEPS  # warm-up, capture and replays all ran
-    assert losses[1] == pytest.approx(losses[0], rel=1e-4, abs=1e-5)
-    assert losses[0][-1] != losses[0][0]  # it trained: the replays did update the weights
-    lrs = [r["lr"] for r in graphed.history if "lr" in r]
-    assert lrs[-1] < lrs[0]  # the cosine schedule reached the captured optimizer
-    a, b = weights(eager.learner), weights(graphed.learner)
-    for name in a:
-        torch.testing.assert_close(b[name], a[name], rtol=1e-4, atol=1e-5, msg=name)
+    device = torch.device("cuda")
+    runs = []
+    for graphed in (False, True):
+        model = build(learner, options)
+        optimizer = capturable_adam(model.parameters(), 1e-3, 0.0, device)
+        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=12)
+
+        def step(batch):
+            out = model.meta_loss(batch)
+            optimizer.zero_grad(set_to_none=True)
+            out.loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            return out
+
+        run = CapturedStep(step, device) if graphed else step
+        sampler = EpisodeSampler(classes.to(device), 5, 1, 3, seed=1)
+        losses = []
+        for _ in range(12):
+            losses.append(run(sampler.sample(4)).loss.item())
+            schedule.step()
+        runs.append((losses, weights(model)))
+    (eager_losses, eager_w), (graph_losses, graph_w) = runs
+    assert graph_losses == pytest.approx(eager_losses, rel=1e-5, abs=1e-6)
+    assert eager_losses[-1] < eager_losses[0]  # it trained: the replays did update the weights
+    for name in eager_w:
+        torch.testing.assert_close(graph_w[name], eager_w[name], rtol=1e-5, atol=1e-6, msg=name)
 
 
 @cuda
-def test_graphed_run_resumes_exactly(tmp_path, classes):
-    straight = train(config(tmp_path / "a", graph=True), train_data=classes, progress=False)
-    train(config(tmp_path / "b", graph=True, steps=6), train_data=classes, progress=False)
-    resumed = train(config(tmp_path / "b", graph=True), train_data=classes, progress=False,
+def test_graphed_training_runs_the_schedule_and_learns(tmp_path, classes):
+    result = train(config(tmp_path / "graph", graph=True, steps=30), train_data=classes,
+                   progress=False)
+    records = [r for r in result.history if "loss" in r]
+    assert len(records) == 30 > WARMUP_STEPS
+    assert records[-1]["lr"] < records[0]["lr"]  # the cosine schedule reached the optimizer
+    assert sum(r["loss"] for r in records[-5:]) < sum(r["loss"] for r in records[:5])
+
+
+@cuda
+@pytest.mark.parametrize("graph", [False, True])
+def test_run_on_the_gpu_resumes_exactly(tmp_path, classes, graph):
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+    straight = train(config(tmp_path / "a", graph=graph), train_data=classes, progress=False)
+    train(config(tmp_path / "b", graph=graph, steps=6), train_data=classes, progress=False)
+    resumed = train(config(tmp_path / "b", graph=graph), train_data=classes, progress=False,
                     resume=True)
     a, b = weights(straight.learner), weights(resumed.learner)
     for name in a:
-        torch.testing.assert_close(b[name], a[name], rtol=1e-4, atol=1e-5, msg=name)
+        torch.testing.assert_close(b[name], a[name], rtol=1e-5, atol=1e-6, msg=name)
 
 
 @cuda
