@@ -4,10 +4,15 @@ A task: N test characters x M images each, shuffled; each method returns N clust
 clustering accuracy (Hungarian), NMI, ARI, mean +- 95% CI over the tasks. umeta's meta-trained
 models and the classical baselines (k-means++ with n_init=10 on pixels and on PCA(50), spectral
 clustering and Ward agglomerative on pixels) run on the same tasks in the same run.
+``--finetune-steps 0,S`` adds rows of umeta after S label-free fine-tuning steps on each task's
+own images (method suffix ``+ftS``; ``+ftS@lrL`` when several ``--finetune-lr`` are given), with
+the paired per-task gain over no fine-tuning (``gain_vs_no_finetune`` +- ``gain_ci95``).
 
     python benchmarks/b2_clustering.py --checkpoint runs/b1_psco/checkpoints/last.safetensors \
         --checkpoint runs/b1_protonet_1shot/checkpoints/best.safetensors \
         --out benchmarks/results/b2_clustering.json
+    python benchmarks/b2_clustering.py --dataset glyphs --checkpoint builtin --settings 5x20 \
+        --tasks 100 --no-baselines --finetune-steps 0,10 --out b2_finetune.json
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from common import add_common_arguments, test_data_and_learners
 from targets import annotate
 
 from umeta.adapt.cluster import cluster_tasks
+from umeta.adapt.finetune import finetuned_features
 from umeta.metrics import clustering_scores, mean_ci95
 from umeta.results import result_row, write_results
 from umeta.tasks.clustering import sample_clustering_tasks
@@ -50,13 +56,35 @@ def baseline_labels(name: str, x: np.ndarray, k: int, seed: int) -> np.ndarray:
 BASELINES = ("kmeans-pixels", "kmeans-pca50", "spectral-pixels", "ward-pixels")
 
 
-def summarise(method: str, training: str, setting: str, scores: list[dict], **extra) -> list[dict]:
+def summarise(method: str, training: str, setting: str, scores: list[dict],
+              reference: list[dict] | None = None, **extra) -> list[dict]:
+    """One row per metric; with ``reference`` (per-task scores of another method on the same
+    tasks) also the paired gain over it, ``gain_vs_no_finetune`` +- ``gain_ci95``."""
+    def values(per_task: list[dict], metric: str) -> np.ndarray:
+        return np.array([s[metric] for s in per_task]) * (
+            100.0 if metric == "clustering_accuracy" else 1.0)
+
     rows = []
     for metric in METRICS:
-        values = np.array([s[metric] for s in scores]) * (100.0 if metric == "clustering_accuracy" else 1.0)
-        mean, ci = mean_ci95(values)
-        rows.append(result_row(method, training, setting, metric, mean, ci, len(scores), **extra))
+        mean, ci = mean_ci95(values(scores, metric))
+        gain = {}
+        if reference is not None:
+            g, g_ci = mean_ci95(values(scores, metric) - values(reference, metric))
+            gain = {"gain_vs_no_finetune": round(g, 4), "gain_ci95": round(g_ci, 4)}
+        rows.append(result_row(method, training, setting, metric, mean, ci, len(scores),
+                               **extra, **gain))
     return rows
+
+
+def finetune_variants(steps: str, lrs: str) -> list[tuple[int, float, str]]:
+    """(steps, lr, method suffix) for ``--finetune-steps`` x ``--finetune-lr``; 0 steps once."""
+    step_list = [int(v) for v in steps.split(",")]
+    lr_list = [float(v) for v in lrs.split(",")]
+    variants = [(0, lr_list[0], "")] if 0 in step_list else []
+    for n in (n for n in step_list if n != 0):
+        variants += [(n, lr, f"+ft{n}" + (f"@lr{lr:g}" if len(lr_list) > 1 else ""))
+                     for lr in lr_list]
+    return variants
 
 
 def main() -> None:
@@ -66,8 +94,14 @@ def main() -> None:
     parser.add_argument("--refine", default="none",
                         help="umeta prototype refinement after k-means, comma-separated variants "
                              "(none, soft, balanced); each gets its own rows")
+    parser.add_argument("--finetune-steps", default="0",
+                        help="label-free fine-tuning steps on each task's own images before "
+                             "clustering, comma-separated variants (0 = none); each gets rows")
+    parser.add_argument("--finetune-lr", default="1e-4",
+                        help="Adam learning rates of the fine-tuning, comma-separated")
     add_common_arguments(parser, "processes for the baselines")
     args = parser.parse_args()
+    variants = finetune_variants(args.finetune_steps, args.finetune_lr)
     start = time.perf_counter()
     device, _, data, learners = test_data_and_learners(args)
     rows = []
@@ -78,17 +112,33 @@ def main() -> None:
         for path, learner in zip(args.checkpoint, learners):
             cfg = learner.config
             training = "label-free" if is_label_free(cfg) else "supervised"
-            feats = learner.embed(images.flatten(0, 1)).view(args.tasks, n * m, -1)
-            for refine in args.refine.split(","):
+            feats_of, run_wall = {}, {}  # (steps, lr) -> features; lr -> fine-tuning wall time
+            for lr in dict.fromkeys(lr for _, lr, _ in variants):
                 t0 = time.perf_counter()
-                labels = cluster_tasks(feats, n, normalize=True, refine=refine,
-                                       seed=args.seed).labels.cpu().numpy()
-                wall = time.perf_counter() - t0
-                method = f"umeta-{cfg.tasks.builder}-{cfg.learner.name}" + (
-                    "" if refine == "none" else f"+{refine}")
-                scores = [clustering_scores(t, p) for t, p in zip(truth, labels)]
-                rows += summarise(method, training, setting, scores, checkpoint=path,
-                                  refine=refine, cluster_wall_s=round(wall, 3))
+                found = finetuned_features(learner, images, [v for v, w, _ in variants if w == lr],
+                                           lr=lr, seed=args.seed)
+                feats_of.update({(v, lr): f for v, f in found.items()})
+                run_wall[lr] = round(time.perf_counter() - t0, 2)
+            unadapted = {}  # refine -> per-task scores without fine-tuning
+            for steps, lr, suffix in variants:
+                feats = feats_of[steps, lr]
+                # one fine-tuning run per task and lr gives all its step counts: its wall time
+                tuning = ({} if steps == 0 else {"finetune_steps": steps, "finetune_lr": lr,
+                                                 "finetune_run_wall_s": run_wall[lr]})
+                for refine in args.refine.split(","):
+                    t0 = time.perf_counter()
+                    labels = cluster_tasks(feats, n, normalize=True, refine=refine,
+                                           seed=args.seed).labels.cpu().numpy()
+                    wall = time.perf_counter() - t0
+                    method = f"umeta-{cfg.tasks.builder}-{cfg.learner.name}" + (
+                        "" if refine == "none" else f"+{refine}") + suffix
+                    scores = [clustering_scores(t, p) for t, p in zip(truth, labels)]
+                    if steps == 0:
+                        unadapted[refine] = scores
+                    rows += summarise(method, training, setting, scores,
+                                      None if steps == 0 else unadapted.get(refine),
+                                      checkpoint=path, refine=refine,
+                                      cluster_wall_s=round(wall, 3), **tuning)
         if not args.no_baselines:
             pixels = images.flatten(2).cpu().numpy()
             for name in BASELINES:
@@ -100,7 +150,10 @@ def main() -> None:
                 rows += summarise(name, "none", setting, scores, wall_s=round(wall, 2))
         for row in rows:
             if row["setting"] == setting and row["metric"] == "clustering_accuracy":
-                print(f"{setting:<6} {row['method']:<28} {row['mean']:6.2f} +- {row['ci95']:.2f}")
+                gain = (f"   gain {row['gain_vs_no_finetune']:+.2f} +- {row['gain_ci95']:.2f}"
+                        if "gain_vs_no_finetune" in row else "")
+                print(f"{setting:<6} {row['method']:<28} {row['mean']:6.2f} +- "
+                      f"{row['ci95']:.2f}{gain}", flush=True)
     rows = annotate({"benchmark": "B2", "results": rows})["results"]
     write_results(args.out, "B2", rows, device=device, wall_s=time.perf_counter() - start,
                   seed=args.seed, dataset=args.dataset,

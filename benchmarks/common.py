@@ -7,6 +7,7 @@ import argparse
 from umeta.checkpoint import load_learner
 from umeta.config import DataConfig
 from umeta.data.sources import load_part
+from umeta.pretrained import BUILTIN, builtin_checkpoint
 from umeta.train import resolve_device
 
 
@@ -14,7 +15,8 @@ def add_common_arguments(parser: argparse.ArgumentParser, jobs_help: str) -> Non
     """--checkpoint (repeatable), --dataset, --data-dir, --device, --seed, --no-baselines,
     --jobs and --out."""
     parser.add_argument("--checkpoint", action="append", default=[],
-                        help="a meta-trained checkpoint to evaluate (repeatable)")
+                        help="a meta-trained checkpoint to evaluate (repeatable); 'builtin' is "
+                             "the built-in label-free glyph model (umeta.pretrained)")
     parser.add_argument("--dataset", default="omniglot")
     parser.add_argument("--data-dir")
     parser.add_argument("--device", default="auto")
@@ -29,4 +31,5 @@ def test_data_and_learners(args: argparse.Namespace):
     device = resolve_device(args.device)
     data_cfg = DataConfig(dataset=args.dataset, data_dir=args.data_dir)
     data = load_part(data_cfg, "test").to(device)
-    return device, data_cfg, data, [load_learner(path, device) for path in args.checkpoint]
+    paths = [builtin_checkpoint() if path == BUILTIN else path for path in args.checkpoint]
+    return device, data_cfg, data, [load_learner(path, device) for path in paths]

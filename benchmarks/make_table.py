@@ -16,8 +16,9 @@ RESULTS = REPO / "benchmarks" / "results"
 DOC = REPO / "docs" / "benchmarks.md"
 STANDARD = ("method", "training", "setting", "metric", "mean", "ci95", "n_tasks")
 #: Row keys worth a column when a file has them (others stay in the JSON).
-EXTRA = ("test_classes", "transductive_steps", "refine", "impl", "variant", "meta_batch",
-         "target", "target_met")
+EXTRA = ("test_classes", "transductive_steps", "refine", "finetune_steps", "finetune_lr",
+         "gain_vs_no_finetune", "gain_ci95", "impl", "variant", "meta_batch", "target",
+         "target_met")
 
 HEADER = """# Benchmark results
 

@@ -122,6 +122,26 @@ def test_b2_clustering_script(tmp_path, checkpoint):
     assert all(0.0 <= r["mean"] <= 1.0 for r in by_metric(doc, "nmi"))
 
 
+def test_b2_clustering_script_with_fine_tuning(tmp_path, checkpoint):
+    doc = run_script("b2_clustering.py", tmp_path / "c.json", "--checkpoint", checkpoint,
+                     "--settings", "5x4", "--tasks", "2", "--no-baselines",
+                     "--finetune-steps", "0,1", "--finetune-lr", "1e-3,1e-2")
+    rows = by_metric(doc, "clustering_accuracy")
+    base = "umeta-labelled-protonet"
+    assert [r["method"] for r in rows] == [base, f"{base}+ft1@lr0.001", f"{base}+ft1@lr0.01"]
+    assert "gain_vs_no_finetune" not in rows[0]
+    for row, lr in zip(rows[1:], (1e-3, 1e-2)):
+        assert row["finetune_steps"] == 1 and row["finetune_lr"] == lr
+        assert row["gain_vs_no_finetune"] == pytest.approx(row["mean"] - rows[0]["mean"],
+                                                           abs=1e-3)
+
+
+def test_finetune_variants():
+    assert b2_clustering.finetune_variants("0,5", "1e-4") == [(0, 1e-4, ""), (5, 1e-4, "+ft5")]
+    assert b2_clustering.finetune_variants("3", "1e-4,1e-3") == [
+        (3, 1e-4, "+ft3@lr0.0001"), (3, 1e-3, "+ft3@lr0.001")]
+
+
 def test_b2_anomaly_script(tmp_path, checkpoint):
     doc = run_script("b2_anomaly.py", tmp_path / "a.json", "--checkpoint", checkpoint,
                      "--shots", "1,3", "--tasks", "4", "--anomaly-classes", "2")

@@ -107,6 +107,18 @@ def test_cluster_embed_detect_on_an_image_folder(checkpoint, image_folder, tmp_p
     assert len(out.read_text().splitlines()) == 19
 
 
+def test_cluster_with_label_free_fine_tuning(checkpoint, image_folder, tmp_path):
+    out = tmp_path / "clusters.csv"
+    proc = umeta("cluster", str(image_folder), "--n-clusters", "3", "--checkpoint",
+                 str(checkpoint), "--resize", "--finetune-steps", "2", "--finetune-lr", "1e-3",
+                 "--out", str(out), "--device", "cpu")
+    assert proc.returncode == 0, proc.stderr
+    assert "after 2 label-free fine-tuning steps" in proc.stdout
+    assert len(out.read_text().splitlines()) == 19
+    assert_user_error(umeta("cluster", str(image_folder), "--finetune-steps", "2", "--out",
+                            str(out)), "--finetune-steps fine-tunes a meta-trained model")
+
+
 @pytest.mark.parametrize("args, fragment", [
     (["train", "--backbone", "resnet99", "--steps", "1"], "unknown backbone 'resnet99'"),
     (["train", "--learner", "mamlx", "--steps", "1"], "unknown learner 'mamlx'"),

@@ -107,6 +107,11 @@ def _add_adapt_parsers(sub) -> None:
     p.add_argument("--n-clusters", type=int, help="number of clusters (default: estimate)")
     p.add_argument("--refine", default="none", choices=["none", "soft", "balanced"],
                    help="prototype refinement after k-means")
+    p.add_argument("--finetune-steps", type=int, default=0,
+                   help="first fine-tune the model on the data's own images for this many "
+                        "label-free steps (default: 0, off; needs --checkpoint)")
+    p.add_argument("--finetune-lr", type=float, default=1e-4,
+                   help="learning rate of that fine-tuning (default: %(default)s)")
     p = sub.add_parser("embed", help="embed a data set in d dimensions (2 for plots)")
     common(p, "embedding.csv")
     p.add_argument("--dim", type=int, default=2, help="output dimensions")
@@ -292,11 +297,17 @@ def cmd_cluster(args: argparse.Namespace) -> int:
     if args.n_clusters is not None and not 1 <= args.n_clusters <= len(x):
         raise UmetaError(f"--n-clusters {args.n_clusters} must be between 1 and the number of "
                          f"samples ({len(x)})")
+    if args.finetune_steps and learner is None:
+        raise UmetaError("--finetune-steps fine-tunes a meta-trained model: pass --checkpoint")
     model = MetaClusterer(learner, args.n_clusters, refine=args.refine, normalize=learner is not None,
+                          finetune_steps=args.finetune_steps, finetune_lr=args.finetune_lr,
                           random_state=args.seed).fit(x)
     _write_table(args.out, data.ids, {"cluster": model.labels_})
+    space = ("raw features" if learner is None else "meta-learned features" if not
+             args.finetune_steps else f"meta-learned features after {args.finetune_steps} "
+                                      f"label-free fine-tuning steps on this data")
     print(f"clustered {len(x)} samples of {data.source} into {model.n_clusters_} clusters "
-          f"({'meta-learned features' if learner is not None else 'raw features'}); wrote {args.out}")
+          f"({space}); wrote {args.out}")
     _report_scores(data, model.labels_)
     return 0
 

@@ -23,6 +23,7 @@ from torch import Tensor, nn
 from umeta.adapt.anomaly import NormalProfile, fit_normal
 from umeta.adapt.cluster import REFINEMENTS, cluster_tasks, estimate_n_clusters, squared_distances
 from umeta.adapt.embed import features, fit_pca
+from umeta.adapt.finetune import check_finetune_args, finetune
 from umeta.errors import UmetaError
 
 
@@ -65,6 +66,17 @@ class _MetaEstimator(BaseEstimator):
 
     def _features(self, X, *, reset: bool, min_samples: int = 1) -> Tensor:
         """Validated features (N, D) of X; ``reset`` (in fit) also resolves the learner."""
+        return self._featurise(self._inputs(X, reset=reset, min_samples=min_samples),
+                               min_samples)
+
+    def _featurise(self, data: Tensor, min_samples: int = 1) -> Tensor:
+        """Features (N, D) of inputs from :meth:`_inputs`."""
+        return features(self.learner_, data, normalize=self.normalize,
+                        batch_size=self.batch_size, min_samples=min_samples)
+
+    def _inputs(self, X, *, reset: bool, min_samples: int = 1) -> Tensor:
+        """X validated, as a tensor on ``device_``: images (N, C, H, W) with a learner, else
+        (N, D); ``reset`` (in fit) also resolves the learner."""
         if isinstance(X, Tensor):
             X = X.detach().cpu().numpy()
         scale = self.learner is not None and getattr(X, "dtype", None) == np.uint8
@@ -84,8 +96,7 @@ class _MetaEstimator(BaseEstimator):
         data = torch.tensor(flat, device=self.device_)
         if self.learner_ is not None:
             data = data.view(len(data), *self.input_shape_)
-        return features(self.learner_, data, normalize=self.normalize,
-                        batch_size=self.batch_size, min_samples=min_samples)
+        return data
 
     def _check_image_shape(self, x: np.ndarray) -> None:
         c, h, w = self.input_shape_
@@ -116,6 +127,12 @@ class MetaClusterer(ClusterMixin, _MetaEstimator):
         L2-normalise the features.
     refine : {"none", "soft", "balanced"}, default="none"
         Prototype refinement after k-means (see :func:`umeta.adapt.refine_prototypes`).
+    finetune_steps : int, default=0
+        Before clustering, fine-tune a copy of the learner for this many Adam steps of the
+        label-free UMTRA objective on X's own images (:func:`umeta.adapt.finetune`); 0 is off.
+        ``predict`` then uses the fine-tuned copy, ``learner_``.
+    finetune_lr : float, default=1e-4
+        Its learning rate.
     n_init : int, default=10
         k-means restarts, run at once.
     max_iter : int, default=300
@@ -138,6 +155,7 @@ class MetaClusterer(ClusterMixin, _MetaEstimator):
     n_iter_ : int
         k-means iterations run.
     learner_ : Learner or None
+        The model whose features were clustered (the fine-tuned copy with ``finetune_steps``).
     input_shape_ : (C, H, W) or None
     device_ : torch.device
     n_features_in_ : int
@@ -145,14 +163,17 @@ class MetaClusterer(ClusterMixin, _MetaEstimator):
     """
 
     def __init__(self, learner=None, n_clusters: int | None = 8, *, k_range=(2, 10),
-                 normalize: bool = False, refine: str = "none", n_init: int = 10,
-                 max_iter: int = 300, tol: float = 1e-4, input_shape=None, device=None,
-                 batch_size: int = 1024, random_state=0) -> None:
+                 normalize: bool = False, refine: str = "none", finetune_steps: int = 0,
+                 finetune_lr: float = 1e-4, n_init: int = 10, max_iter: int = 300,
+                 tol: float = 1e-4, input_shape=None, device=None, batch_size: int = 1024,
+                 random_state=0) -> None:
         self.learner = learner
         self.n_clusters = n_clusters
         self.k_range = k_range
         self.normalize = normalize
         self.refine = refine
+        self.finetune_steps = finetune_steps
+        self.finetune_lr = finetune_lr
         self.n_init = n_init
         self.max_iter = max_iter
         self.tol = tol
@@ -176,8 +197,17 @@ class MetaClusterer(ClusterMixin, _MetaEstimator):
         if self.refine not in REFINEMENTS:
             raise UmetaError(f"unknown refine {self.refine!r}; choose one of: "
                              f"{', '.join(REFINEMENTS)}")
-        feats = self._features(X, reset=True, min_samples=2)
-        gen = torch.Generator(device=feats.device).manual_seed(self._seed())
+        check_finetune_args(self.finetune_steps, self.finetune_lr)
+        data = self._inputs(X, reset=True, min_samples=2)
+        seed = self._seed()
+        if self.finetune_steps:
+            if self.learner_ is None:
+                raise UmetaError(f"finetune_steps={self.finetune_steps} fine-tunes a model: pass "
+                                 f"a learner (or a checkpoint), or set finetune_steps=0")
+            self.learner_ = finetune(self.learner_, data, steps=self.finetune_steps,
+                                     lr=self.finetune_lr, seed=seed)
+        feats = self._featurise(data, min_samples=2)
+        gen = torch.Generator(device=feats.device).manual_seed(seed)
         k = self.n_clusters
         if k is None:
             k = estimate_n_clusters(feats, tuple(self.k_range), n_init=self.n_init,

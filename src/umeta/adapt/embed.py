@@ -21,7 +21,8 @@ from umeta.learners.base import Learner
 from umeta.tasks.sampler import seeded_generator
 
 
-def _model_device(learner: Learner, fallback: torch.device) -> torch.device:
+def model_device(learner: Learner, fallback: torch.device) -> torch.device:
+    """The device of the learner's parameters (``fallback`` when it has none)."""
     param = next(iter(learner.parameters()), None)
     return fallback if param is None else param.device
 
@@ -73,7 +74,8 @@ def features(learner: Learner | None, x: Tensor | np.ndarray, *, normalize: bool
     return F.normalize(feats, dim=-1) if normalize else feats
 
 
-def _learner_features(learner: Learner, x: Tensor, batch_size: int) -> Tensor:
+def check_image_shape(learner: Learner, x: Tensor) -> None:
+    """Raise `UmetaError` unless ``x`` is (N, C, H, W) with the learner's ``image_shape``."""
     if x.dim() != 4:
         raise UmetaError(f"the model takes images of shape (N, C, H, W); got shape "
                          f"{tuple(x.shape)}: reshape the data (e.g. add a channel axis)")
@@ -81,10 +83,14 @@ def _learner_features(learner: Learner, x: Tensor, batch_size: int) -> Tensor:
     if expected is not None and tuple(x.shape[1:]) != tuple(expected):
         raise UmetaError(f"the model was trained on images of shape {tuple(expected)}; got "
                          f"{tuple(x.shape[1:])}: resize the data to {tuple(expected)}")
+
+
+def _learner_features(learner: Learner, x: Tensor, batch_size: int) -> Tensor:
+    check_image_shape(learner, x)
     if float(x.min()) < 0.0 or float(x.max()) > 1.0:
         warnings.warn("image values lie outside [0, 1]; the model expects pixels scaled to [0, 1]",
                       UserWarning, stacklevel=3)
-    x = x.to(_model_device(learner, x.device))
+    x = x.to(model_device(learner, x.device))
     try:
         return learner.embed(x, batch_size=batch_size)
     except RuntimeError as err:
