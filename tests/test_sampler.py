@@ -76,3 +76,25 @@ def test_clustering_tasks_are_shuffled_and_consistent(tiny_images):
         assert labels[t].tolist() != sorted(labels[t].tolist())  # not class-major
     again = sample_clustering_tasks(tiny_images, 3, 8, 4, seed=0)
     assert torch.equal(again.index, tasks.index)
+
+
+def test_augmented_episodes_are_the_plain_ones_augmented_with_the_samplers_generator(tiny_images):
+    from umeta.tasks.augment import Augment
+
+    aug = Augment(shift=2, dropout=0.1)
+    plain = EpisodeSampler(tiny_images, 4, 2, 3, seed=5)
+    augmented = EpisodeSampler(tiny_images, 4, 2, 3, seed=5, augment={"shift": 2, "dropout": 0.1})
+    support, query = plain.sample_indices(3)  # the same draws the augmented sampler makes first
+    ep = augmented.sample(3)
+    gen = plain.generator  # now in the state the augmented sampler augments from
+    want_s = aug(tiny_images.float_images(support).flatten(0, 1), gen).view(ep.support_x.shape)
+    want_q = aug(tiny_images.float_images(query).flatten(0, 1), gen).view(ep.query_x.shape)
+    assert torch.equal(ep.support_x, want_s) and torch.equal(ep.query_x, want_q)
+    assert not torch.equal(ep.support_x, tiny_images.float_images(support))
+    again = EpisodeSampler(tiny_images, 4, 2, 3, seed=5, augment=aug).sample(3)
+    assert torch.equal(again.query_x, ep.query_x)  # seeded
+
+
+def test_unknown_augmentation_option_is_a_clear_error(tiny_images):
+    with pytest.raises(UmetaError, match="unknown augmentation option 'blur'"):
+        EpisodeSampler(tiny_images, 4, 2, 3, augment={"blur": 1})

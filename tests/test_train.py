@@ -191,3 +191,13 @@ def test_unknown_train_part_is_a_clear_error(tmp_path, noisy_classes):
     cfg.data.train_part = "test"
     with pytest.raises(UmetaError, match="unknown data.train_part 'test'"):
         train(cfg, train_data=noisy_classes, progress=False)
+
+
+def test_labelled_episodes_take_an_augmentation_and_no_other_option(tmp_path, noisy_classes):
+    cfg = small_config(tmp_path / "a", steps=10)
+    cfg.tasks.options = {"augment": {"shift": 1}}
+    train(cfg, train_data=noisy_classes, val_data=noisy_classes, progress=False)
+    cfg = small_config(tmp_path / "b", steps=10)
+    cfg.tasks.options = {"encoder": "x"}
+    with pytest.raises(UmetaError, match=r"tasks.options \['encoder'\] are for label-free"):
+        train(cfg, train_data=noisy_classes, val_data=noisy_classes, progress=False)

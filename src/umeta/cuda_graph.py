@@ -10,6 +10,11 @@ replay and the loss comes back in static tensors that the next replay overwrites
 The optimizer must be made for capture: ``capturable=True`` and a tensor learning rate (see
 :func:`capturable_adam`), so that a learning-rate schedule, which fills that tensor in place
 between replays, still takes effect.
+
+A replay computes the same function as the eager step: with TF32 off, losses and weights agree to
+float32 rounding for ProtoNets and for first- and second-order MAML (tests/test_cuda_graph.py,
+run on an H200). With cuDNN's default TF32 convolutions the two may pick other algorithms and
+round differently, which Adam then amplifies over steps.
 """
 
 from __future__ import annotations

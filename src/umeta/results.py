@@ -30,7 +30,11 @@ def device_name(device: torch.device | str) -> str:
 
 
 def git_commit() -> str:
-    """The checkout's commit (with ``-dirty`` if it has uncommitted changes), or ``unknown``."""
+    """``$UMETA_COMMIT`` if set (a copy of the tree without its own history, e.g. on a lent
+    GPU machine), else the checkout's commit (``-dirty`` with uncommitted changes), or
+    ``unknown``."""
+    if os.environ.get("UMETA_COMMIT"):
+        return os.environ["UMETA_COMMIT"]
     root = Path(__file__).resolve().parents[2]
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root,
@@ -39,7 +43,7 @@ def git_commit() -> str:
                                capture_output=True, text=True, check=True).stdout.strip()
         return commit + ("-dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
-        return os.environ.get("UMETA_COMMIT", "unknown")
+        return "unknown"
 
 
 def command_line() -> str:

@@ -72,10 +72,12 @@ def build_task_source(cfg: TrainConfig, data: ImageSet, device: torch.device):
     """Labelled episodes, or a label-free builder that is handed the images only."""
     t = cfg.tasks
     if t.builder == "labelled":
-        if t.options:
-            raise UmetaError(f"tasks.options {sorted(t.options)} are for label-free builders; "
-                             f"labelled episodes take none")
-        return EpisodeSampler(data, t.n_way, t.k_shot, t.q_query, seed=cfg.run.seed)
+        extra = sorted(set(t.options) - {"augment"})
+        if extra:
+            raise UmetaError(f"tasks.options {extra} are for label-free builders; labelled "
+                             f"episodes take only augment (a table of umeta.tasks.Augment fields)")
+        return EpisodeSampler(data, t.n_way, t.k_shot, t.q_query, seed=cfg.run.seed,
+                              augment=t.options.get("augment"))
     from umeta.tasks.builders import build_task_source as build_label_free
 
     if (t.builder == "psco") != (cfg.learner.name == "psco"):

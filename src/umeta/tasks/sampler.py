@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Mapping
+
 import torch
 from torch import Tensor
 
 from umeta.data.imageset import ImageSet
 from umeta.errors import UmetaError
+from umeta.tasks.augment import Augment, as_augment
 from umeta.tasks.episode import Episode
 
 
@@ -76,6 +79,9 @@ class EpisodeSampler:
         ``q_query`` may be 0 for tasks without queries (e.g. few-shot clustering tasks).
     seed : int
         Seeds the sampler's generator: the same seed gives the same episodes.
+    augment : Augment or mapping, optional
+        Applied to every support and query image, with the sampler's generator (training-time
+        augmentation of labelled episodes); default none.
 
     Raises
     ------
@@ -84,7 +90,8 @@ class EpisodeSampler:
         ``k_shot + q_query`` images (the message names the class).
     """
 
-    def __init__(self, data: ImageSet, n_way: int, k_shot: int, q_query: int, seed: int = 0) -> None:
+    def __init__(self, data: ImageSet, n_way: int, k_shot: int, q_query: int, seed: int = 0,
+                 augment: Augment | Mapping | None = None) -> None:
         for name, value, least in (("n_way", n_way, 1), ("k_shot", k_shot, 1),
                                    ("q_query", q_query, 0)):
             if int(value) < least:
@@ -111,6 +118,7 @@ class EpisodeSampler:
         self.classes = present.to(self.device)
         self.index = ClassIndex(data.labels, data.num_classes)
         self.generator = seeded_generator(seed, self.device)
+        self.augment = as_augment(augment, Augment())
 
     def sample_indices(self, num_tasks: int) -> tuple[Tensor, Tensor]:
         """Image indices of a meta-batch.
@@ -133,12 +141,19 @@ class EpisodeSampler:
         support, query = self.sample_indices(num_tasks)
         ways = torch.arange(self.n_way, device=self.device)
         return Episode(
-            self.data.float_images(support),
+            self._images(support),
             ways.repeat_interleave(self.k_shot).expand(num_tasks, -1),
-            self.data.float_images(query),
+            self._images(query),
             ways.repeat_interleave(self.q_query).expand(num_tasks, -1),
             self.n_way,
         )
+
+    def _images(self, idx: Tensor) -> Tensor:
+        """Float images of ``idx`` (T, M) -> (T, M, C, H, W), augmented if asked."""
+        x = self.data.float_images(idx)
+        if self.augment.is_identity or x.numel() == 0:
+            return x
+        return self.augment(x.flatten(0, 1), self.generator).view(x.shape)
 
     def state_dict(self) -> dict:
         return {"generator": self.generator.get_state()}
