@@ -175,6 +175,7 @@ def test_cuda_graph_on_cpu_is_a_clear_error(tmp_path, classes):
     with pytest.raises(UmetaError, match="needs a CUDA device"):
         train(config(tmp_path / "run", graph=True, device="cpu"), train_data=classes,
               progress=False)
+    assert not (tmp_path / "run").exists()  # refused before anything was written
 
 
 def test_cuda_graph_with_an_unsupported_learner_or_compile_is_refused(tmp_path, classes):

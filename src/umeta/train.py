@@ -163,6 +163,8 @@ def _validate(cfg: TrainConfig) -> None:
                              f"learners, not {cfg.learner.name!r}; set run.cuda_graph=false")
         if r.compile:
             raise UmetaError("run.cuda_graph and run.compile do not go together; choose one")
+        if resolve_device(r.device).type != "cuda":  # before the run directory is written
+            raise UmetaError("run.cuda_graph needs a CUDA device; set run.cuda_graph=false on CPU")
 
 
 def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True,
