@@ -3,21 +3,22 @@
 The inner loop is one pure per-task function of ``params: dict[str, Tensor]`` (gradients by
 ``torch.func.grad``, forward passes by ``torch.func.functional_call``), mapped over the task
 axis with ``torch.func.vmap``. The outer ``loss.backward()`` then differentiates through the
-inner gradients (second-order) or treats them as constants (first-order).
+inner gradients (second-order) or treats them as constants (first-order). Norms and small
+convolutions inside the vmapped calls are rewritten (`umeta.learners.vmap_ops`).
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator, Union
+from typing import Iterator, Union
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call, grad, vmap
-from torch.overrides import TorchFunctionMode
 
 from umeta.errors import UmetaError
 from umeta.learners.base import LEARNERS, Learner
+from umeta.learners.vmap_ops import VmapOps
 from umeta.models.backbones import has_running_stats
 from umeta.tasks.episode import Episode
 
@@ -25,66 +26,6 @@ Params = dict[str, Tensor]
 StepSizes = dict[str, Union[Tensor, float]]
 
 _BACKBONE = "backbone."
-
-
-def _affine(y: Tensor, weight: Tensor | None, bias: Tensor | None, shape: list[int]) -> Tensor:
-    if weight is not None:
-        y = y * weight.reshape(shape)
-    return y if bias is None else y + bias.reshape(shape)
-
-
-def _normalise(x: Tensor, dims: list[int], eps: float) -> Tensor:
-    """``(x - mean) / sqrt(var + eps)`` over ``dims``, with statistics in float32 at least."""
-    y = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
-    var, mean = torch.var_mean(y, dims, correction=0, keepdim=True)
-    return ((y - mean) * torch.rsqrt(var + eps)).to(x.dtype)
-
-
-def _batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor | None,
-                weight: Tensor | None = None, bias: Tensor | None = None, training: bool = False,
-                momentum: float = 0.1, eps: float = 1e-5) -> Tensor | None:
-    if running_mean is not None or running_var is not None:
-        return None
-    shape = [1, -1] + [1] * (input.dim() - 2)
-    return _affine(_normalise(input, [0, *range(2, input.dim())], eps), weight, bias, shape)
-
-
-def _instance_norm(input: Tensor, running_mean: Tensor | None = None,
-                   running_var: Tensor | None = None, weight: Tensor | None = None,
-                   bias: Tensor | None = None, use_input_stats: bool = True,
-                   momentum: float = 0.1, eps: float = 1e-5) -> Tensor | None:
-    if running_mean is not None or running_var is not None or not use_input_stats:
-        return None
-    shape = [1, -1] + [1] * (input.dim() - 2)
-    return _affine(_normalise(input, list(range(2, input.dim())), eps), weight, bias, shape)
-
-
-def _layer_norm(input: Tensor, normalized_shape: list[int], weight: Tensor | None = None,
-                bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
-    dims = list(range(input.dim() - len(normalized_shape), input.dim()))
-    return _affine(_normalise(input, dims, eps), weight, bias, list(normalized_shape))
-
-
-class CompositeNorms(TorchFunctionMode):
-    """Batch, instance and layer norm (with batch statistics) computed from elementary ops.
-
-    Under ``vmap``, PyTorch's fused normalisation kernels give a wrong second-order
-    meta-gradient (their backward batching rules do not differentiate correctly with respect to
-    the input; functorch issue 534, still open in torch 2.13), and the cuDNN ones fail under
-    bf16 autocast and channels-last inputs. Group norm and the elementary ops are right. MAML
-    runs every vmapped call inside this mode; norms with running statistics are left to PyTorch.
-    """
-
-    _COMPOSITES: dict[Callable, Callable[..., Tensor | None]] = {
-        F.batch_norm: _batch_norm, F.instance_norm: _instance_norm, F.layer_norm: _layer_norm,
-    }
-
-    def __torch_function__(self, func: Callable, types: Any, args: tuple = (),
-                           kwargs: dict | None = None) -> Any:
-        kwargs = kwargs or {}
-        composite = self._COMPOSITES.get(func)
-        out = None if composite is None else composite(*args, **kwargs)
-        return func(*args, **kwargs) if out is None else out
 
 
 @LEARNERS.register("maml")
@@ -128,8 +69,9 @@ class MAML(Learner):
 
     Notes
     -----
-    Batch / instance / layer norm are computed from elementary ops (:class:`CompositeNorms`):
-    PyTorch's fused kernels give wrong second-order meta-gradients under ``vmap``.
+    Every vmapped call runs under :class:`~umeta.learners.vmap_ops.VmapOps`: batch / instance /
+    layer norm from elementary ops (PyTorch's fused kernels give wrong meta-gradients under
+    ``vmap``) and single-channel convolutions as matrix products (faster than grouped ones).
     :meth:`embed` runs the backbone in chunks; without running statistics, BatchNorm
     normalises each chunk by its own statistics, so features depend on the batch they come in.
     """
@@ -268,13 +210,13 @@ class MAML(Learner):
         def one(params: Params, lrs: StepSizes, sx: Tensor, sy: Tensor) -> Params:
             return self.adapt_task(params, lrs, sx, sy, steps)
 
-        with CompositeNorms():
+        with VmapOps():
             return vmap(one, in_dims=(None, None, 0, 0), chunk_size=self.chunk_size)(
                 self.meta_params(), self.step_sizes(), support_x, support_y)
 
     def predict(self, state: Params, query_x: Tensor) -> Tensor:
         """Query logits (T, Q, n_way) from the fast weights ``state`` of :meth:`adapt`."""
-        with CompositeNorms():
+        with VmapOps():
             return vmap(self.predict_task, in_dims=(None, 0, 0), chunk_size=self.chunk_size)(
                 self.meta_params(), state, query_x)
 
@@ -289,7 +231,7 @@ class MAML(Learner):
         def one(params: Params, lrs: StepSizes, sx: Tensor, sy: Tensor, qx: Tensor) -> Tensor:
             return self.task_logits(params, lrs, sx, sy, qx, steps)
 
-        with CompositeNorms():
+        with VmapOps():
             return vmap(one, in_dims=(None, None, 0, 0, 0), chunk_size=self.chunk_size)(
                 self.meta_params(), self.step_sizes(), episode.support_x, episode.support_y,
                 episode.query_x)
