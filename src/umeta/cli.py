@@ -76,7 +76,7 @@ def _add_run_parser(sub) -> None:
                    help="glyphs (built in, offline; default) or omniglot")
     p.add_argument("--data-dir", help="folder holding the data (Omniglot)")
     p.add_argument("--out", default="umeta-report", help="report folder (default: %(default)s)")
-    p.add_argument("--steps", type=int, default=1000, help="meta-training steps")
+    p.add_argument("--steps", type=int, default=800, help="meta-training steps")
     p.add_argument("--tasks", type=int, default=200, help="clustering tasks to score")
     p.add_argument("--n-way", type=int, default=5, help="classes per clustering task")
     p.add_argument("--per-class", type=int, default=20, help="images per class in a task")
