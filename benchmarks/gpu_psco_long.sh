@@ -2,17 +2,16 @@
 # PsCo (label-free) on a longer schedule than one GPU command allows, resumed across commands:
 # each call trains until PSCO_BUDGET seconds (checkpoints every 1000 steps, written atomically),
 # and the call that finds the run finished evaluates it (B1, with and without test-time steps).
-# Usage: OUT=dir RUN=dir bash benchmarks/gpu_psco_long.sh
-#   RUN holds the run directory between calls: carry it to the device and copy it back from
-#   $OUT/psco_long after each call (UMETA_DATA / UMETA_CACHE point at the data).
+# Usage: OUT=dir [PREV=dir] bash benchmarks/gpu_psco_long.sh
+#   The run directory is $OUT/psco_long, so it comes back with the results; PREV is that folder
+#   from the previous call, carried to the device (UMETA_DATA / UMETA_CACHE point at the data).
 set -u
 OUT=${OUT:-benchmarks/results}
-RUN=${RUN:-$OUT/psco_long}
+RUN=$OUT/psco_long
 STEPS=${PSCO_STEPS:-40000}
 export PYTHONUNBUFFERED=1
-mkdir -p "$OUT"
-if [ "$RUN" != "$OUT/psco_long" ]; then mkdir -p "$OUT/psco_long" && cp -r "$RUN"/. "$OUT/psco_long"/; fi
-RUN=$OUT/psco_long
+mkdir -p "$RUN"
+if [ -n "${PREV:-}" ]; then cp -r "$PREV"/. "$RUN"/; fi
 RESUME=""
 [ -f "$RUN/checkpoints/last.safetensors" ] && RESUME="--resume"
 timeout "${PSCO_BUDGET:-500}" python -m umeta train --config configs/b1_psco.toml \

@@ -75,6 +75,7 @@ class CapturedStep(Generic[Out]):
         if device.type != "cuda":
             raise UmetaError("run.cuda_graph needs a CUDA device; set run.cuda_graph=false on CPU")
         self.step, self.device = step, device
+        self.warmup_stream = torch.cuda.Stream(device)  # eager steps before capture run here
         self.calls = 0
         self.graph: torch.cuda.CUDAGraph | None = None
         self.static_batch: Episode | None = None
@@ -100,7 +101,7 @@ class CapturedStep(Generic[Out]):
             self.graph.replay()
             return self.static_out
         if self.calls <= WARMUP_STEPS:
-            side = torch.cuda.Stream(self.device)
+            side = self.warmup_stream
             side.wait_stream(torch.cuda.current_stream(self.device))
             with torch.cuda.stream(side):
                 out = self.step(batch)
