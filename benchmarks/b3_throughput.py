@@ -39,7 +39,7 @@ from torch.func import functional_call
 
 from umeta.cuda_graph import CapturedStep, capturable_adam
 from umeta.data import ImageSet
-from umeta.learners import ProtoNet
+from umeta.learners import ProtoNet, vmap_ops
 from umeta.learners.maml import MAML
 from umeta.metrics import mean_ci95
 from umeta.models import Conv4
@@ -263,6 +263,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true",
                    help="tiny run for CPU smoke tests: meta-batch 4 (big 8), 1 warmup step, "
                         "2 repeats of 1 step")
+    p.add_argument("--matmul-conv-max-k", type=int, default=vmap_ops.MATMUL_CONV_MAX_K,
+                   help="vmapped MAML runs convolutions with in_channels*kh*kw up to this as a "
+                        "matrix product (0: all through F.conv2d; default %(default)s)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=None,
                    help="results JSON (default benchmarks/results/b3_throughput_<device>.json)")
@@ -377,6 +380,7 @@ def print_table(table: list[dict]) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    vmap_ops.MATMUL_CONV_MAX_K = args.matmul_conv_max_k
     device = torch.device(args.device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
@@ -399,7 +403,8 @@ def main(argv: list[str] | None = None) -> None:
     write_results(out, "B3", rows, device=device, wall_s=wall, seed=args.seed,
                   dataset="random uint8 1x28x28 (Omniglot-shaped)", backbone="conv4-64",
                   quick=args.quick, repeats=args.repeats, steps=args.steps,
-                  loop_steps=args.loop_steps, warmup=args.warmup, failures=failures)
+                  loop_steps=args.loop_steps, warmup=args.warmup,
+                  matmul_conv_max_k=args.matmul_conv_max_k, failures=failures)
     print(f"B3 throughput on {device_name(device)}; {wall:.0f} s; results in {out}")
     print_table(table)
     for msg in failures:

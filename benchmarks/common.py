@@ -7,13 +7,14 @@ import argparse
 from umeta.checkpoint import load_learner
 from umeta.config import DataConfig
 from umeta.data.sources import load_part
+from umeta.learners.psco import EMBED_HEADS, PsCo
 from umeta.pretrained import BUILTIN, builtin_checkpoint
 from umeta.train import resolve_device
 
 
 def add_common_arguments(parser: argparse.ArgumentParser, jobs_help: str) -> None:
     """--checkpoint (repeatable), --dataset, --data-dir, --device, --seed, --no-baselines,
-    --jobs and --out."""
+    --jobs, --embed-head and --out."""
     parser.add_argument("--checkpoint", action="append", default=[],
                         help="a meta-trained checkpoint to evaluate (repeatable); 'builtin' is "
                              "the built-in label-free glyph model (umeta.pretrained)")
@@ -23,6 +24,9 @@ def add_common_arguments(parser: argparse.ArgumentParser, jobs_help: str) -> Non
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-baselines", action="store_true")
     parser.add_argument("--jobs", type=int, default=-1, help=jobs_help)
+    parser.add_argument("--embed-head", choices=EMBED_HEADS,
+                        help="for PsCo checkpoints: the space to embed in (default: the "
+                             "checkpoint's own learner.options.embed_head, else projector)")
     parser.add_argument("--out", required=True)
 
 
@@ -32,4 +36,8 @@ def test_data_and_learners(args: argparse.Namespace):
     data_cfg = DataConfig(dataset=args.dataset, data_dir=args.data_dir)
     data = load_part(data_cfg, "test").to(device)
     paths = [builtin_checkpoint() if path == BUILTIN else path for path in args.checkpoint]
-    return device, data_cfg, data, [load_learner(path, device) for path in paths]
+    learners = [load_learner(path, device) for path in paths]
+    for learner in learners:
+        if args.embed_head and isinstance(learner, PsCo):
+            learner.embed_head = args.embed_head
+    return device, data_cfg, data, learners

@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from sklearn.metrics import adjusted_rand_score
 
 from umeta.data import ImageSet
@@ -349,12 +350,27 @@ def test_psco_is_a_few_shot_learner_on_episodes(tiny_images):
     torch.testing.assert_close(logits, model.predict(model.adapt(ep.support_x, ep.support_y, 5),
                                                      ep.query_x))
     assert logits.abs().max() <= 1.0 + 1e-5  # cosine similarities at shot_temperature 1
-    assert model.embed(ep.query_x[0]).shape == (15, model.backbone.out_dim)
+    assert model.embed(ep.query_x[0]).shape == (15, PSCO_TINY["proj_dim"])
     backbone_head = PsCo(model.backbone, **PSCO_TINY, eval_head="backbone").eval()
     feats = torch.nn.functional.normalize(model.backbone(ep.support_x[0]), dim=1)
     torch.testing.assert_close(backbone_head.adapt(ep.support_x, ep.support_y, 5)[0],
                                torch.nn.functional.normalize(feats, dim=1))
     assert torch.isfinite(model.train().meta_loss(ep).loss)
+
+
+def test_psco_embeds_in_the_space_embed_head_names(tiny_images):
+    model = tiny_psco().eval()
+    x = tiny_images.unlabeled()[:10].float() / 255
+    with torch.no_grad():
+        feats = model.backbone(x)
+        z = model.projector(feats)
+        expected = {"projector": F.normalize(z, dim=1),
+                    "predictor": F.normalize(model.predictor(z), dim=1), "backbone": feats}
+    for head, want in expected.items():
+        model.embed_head = head
+        torch.testing.assert_close(model.embed(x, batch_size=4), want)
+    with pytest.raises(UmetaError, match="embed_head must be one of projector, predictor"):
+        PsCo(model.backbone, embed_head="proj")
 
 
 def test_psco_queue_smaller_than_the_batch_is_a_clear_error(tiny_images):

@@ -70,13 +70,17 @@ class Learner(nn.Module):
         accuracy = (logits.argmax(-1) == episode.query_y).float().mean()
         return MetaLoss(loss, accuracy.detach())
 
+    def embedding(self, x: Tensor) -> Tensor:
+        """The space the adaptation tools work in: backbone features (B, C, H, W) -> (B, D)."""
+        return self.backbone(x)
+
     @torch.no_grad()
     def embed(self, x: Tensor, batch_size: int = 1024) -> Tensor:
-        """Features of the images ``x`` (B, C, H, W) -> (B, D), computed in eval mode."""
+        """:meth:`embedding` of the images ``x`` (B, C, H, W) -> (B, D), in eval mode."""
         was_training = self.training
         self.eval()
         try:
-            return torch.cat([self.backbone(x[i : i + batch_size])
+            return torch.cat([self.embedding(x[i : i + batch_size])
                               for i in range(0, len(x), batch_size)])
         finally:
             self.train(was_training)

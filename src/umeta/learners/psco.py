@@ -33,6 +33,9 @@ from umeta.tasks.episode import Episode
 from umeta.tasks.umtra import ViewBatch
 
 
+EMBED_HEADS = ("projector", "predictor", "backbone")
+
+
 def _cosine(x: Tensor, prototypes: Tensor) -> Tensor:
     """Cosine similarity of normalised x (T, Q, d) to prototypes (T, N, d) -> (T, Q, N)."""
     return x @ F.normalize(prototypes, dim=-1).transpose(1, 2)
@@ -98,6 +101,11 @@ class PsCo(Learner):
     eval_head : {"projector", "backbone"}
         Features for few-shot evaluation: the paper's projector/predictor rule, or normalised
         backbone features for both support and queries.
+    embed_head : {"projector", "predictor", "backbone"}
+        What :meth:`embed` returns for clustering, embedding and anomaly scoring (`umeta.adapt`,
+        and the CACTUs builder's encoder): the normalised projector output (the space of the
+        momentum keys, where PsCo's Sinkhorn assignment groups images), the normalised predictor
+        output (the space of the online views), or the raw backbone features.
     seed : int
         Seeds the random unit vectors the queue starts with.
     transductive_steps, transductive_temperature : int, float
@@ -108,9 +116,9 @@ class PsCo(Learner):
     def __init__(self, backbone: nn.Module, proj_dim: int = 256, hidden_dim: int = 4096,
                  queue_size: int = 16384, momentum: float = 0.99, temperature: float = 0.2,
                  shot_temperature: float = 1.0, sinkhorn_iters: int = 3,
-                 sinkhorn_epsilon: float = 0.05, eval_head: str = "projector", seed: int = 0,
-                 transductive_steps: int = 0, transductive_temperature: float = 0.1,
-                 **_: object) -> None:
+                 sinkhorn_epsilon: float = 0.05, eval_head: str = "projector",
+                 embed_head: str = "projector", seed: int = 0, transductive_steps: int = 0,
+                 transductive_temperature: float = 0.1, **_: object) -> None:
         super().__init__()
         if queue_size < 1 or not 0.0 <= momentum <= 1.0 or sinkhorn_iters < 1:
             raise UmetaError(f"psco needs queue_size >= 1, 0 <= momentum <= 1 and "
@@ -120,6 +128,9 @@ class PsCo(Learner):
                              f"{temperature}, {shot_temperature}, {sinkhorn_epsilon}")
         if eval_head not in ("projector", "backbone"):
             raise UmetaError(f"psco eval_head must be 'projector' or 'backbone'; got {eval_head!r}")
+        if embed_head not in EMBED_HEADS:
+            raise UmetaError(f"psco embed_head must be one of {', '.join(EMBED_HEADS)}; "
+                             f"got {embed_head!r}")
         self.backbone = backbone
         self.projector = mlp_head(backbone.out_dim, hidden_dim, proj_dim, last_norm=True)
         self.predictor = mlp_head(proj_dim, hidden_dim, proj_dim, last_norm=False)
@@ -135,6 +146,7 @@ class PsCo(Learner):
         self.sinkhorn_iters = int(sinkhorn_iters)
         self.sinkhorn_epsilon = float(sinkhorn_epsilon)
         self.eval_head = eval_head
+        self.embed_head = embed_head
         self.transductive_steps = int(transductive_steps)
         self.transductive_temperature = float(transductive_temperature)
 
@@ -210,6 +222,14 @@ class PsCo(Learner):
             return F.normalize(features, dim=-1)
         z = self.projector(features)
         return F.normalize(self.predictor(z) if query else z, dim=-1)
+
+    def embedding(self, x: Tensor) -> Tensor:
+        """Images (B, C, H, W) -> features (B, d) in the space ``embed_head`` names."""
+        features = self.backbone(x)
+        if self.embed_head == "backbone":
+            return features
+        z = self.projector(features)
+        return F.normalize(self.predictor(z) if self.embed_head == "predictor" else z, dim=-1)
 
     def adapt(self, support_x: Tensor, support_y: Tensor, n_way: int) -> Tensor:
         """Normalised class-mean prototypes, shape (T, n_way, d)."""
