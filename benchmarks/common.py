@@ -26,7 +26,7 @@ def add_common_arguments(parser: argparse.ArgumentParser, jobs_help: str) -> Non
     parser.add_argument("--jobs", type=int, default=-1, help=jobs_help)
     parser.add_argument("--embed-head", choices=EMBED_HEADS,
                         help="for PsCo checkpoints: the space to embed in (default: the "
-                             "checkpoint's own learner.options.embed_head, else projector)")
+                             "checkpoint's own learner.options.embed_head, else predictor)")
     parser.add_argument("--out", required=True)
 
 

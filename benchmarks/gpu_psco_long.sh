@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # PsCo (label-free) on a longer schedule than b1_psco.json's 12,000 steps, in one GPU command
 # (<= 10 min): train and run B1 with and without test-time steps, then B2 clustering in each of
-# the spaces PsCo can embed in. (A PsCo checkpoint, 65 MB with its optimizer state and queue,
+# the spaces PsCo can embed in, B2 clustering against the pixel baselines and B2 anomaly scoring. (A PsCo checkpoint, 65 MB with its optimizer state and queue,
 # is too large to come back from the device, so the run lives in /tmp and only results and
 # the learning curve come back.)
 # Usage: OUT=dir [PSCO_STEPS=25000] bash benchmarks/gpu_psco_long.sh
@@ -20,3 +20,7 @@ for HEAD in projector predictor backbone; do
     --embed-head $HEAD --refine none,balanced --no-baselines \
     --out "$OUT/b2_clustering_psco_${STEPS}_$HEAD.json"
 done
+timeout 120 python benchmarks/b2_clustering.py --checkpoint "$RUN/checkpoints/last.safetensors" \
+  --embed-head predictor --refine none,balanced --out "$OUT/b2_clustering_label_free.json"
+timeout 60 python benchmarks/b2_anomaly.py --checkpoint "$RUN/checkpoints/last.safetensors" \
+  --embed-head predictor --out "$OUT/b2_anomaly_psco.json"

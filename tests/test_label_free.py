@@ -369,7 +369,7 @@ def test_psco_embeds_in_the_space_embed_head_names(tiny_images):
     for head, want in expected.items():
         model.embed_head = head
         torch.testing.assert_close(model.embed(x, batch_size=4), want)
-    with pytest.raises(UmetaError, match="embed_head must be one of projector, predictor"):
+    with pytest.raises(UmetaError, match="embed_head must be one of predictor, projector"):
         PsCo(model.backbone, embed_head="proj")
 
 

@@ -33,7 +33,7 @@ from umeta.tasks.episode import Episode
 from umeta.tasks.umtra import ViewBatch
 
 
-EMBED_HEADS = ("projector", "predictor", "backbone")
+EMBED_HEADS = ("predictor", "projector", "backbone")
 
 
 def _cosine(x: Tensor, prototypes: Tensor) -> Tensor:
@@ -101,11 +101,11 @@ class PsCo(Learner):
     eval_head : {"projector", "backbone"}
         Features for few-shot evaluation: the paper's projector/predictor rule, or normalised
         backbone features for both support and queries.
-    embed_head : {"projector", "predictor", "backbone"}
+    embed_head : {"predictor", "projector", "backbone"}
         What :meth:`embed` returns for clustering, embedding and anomaly scoring (`umeta.adapt`,
-        and the CACTUs builder's encoder): the normalised projector output (the space of the
-        momentum keys, where PsCo's Sinkhorn assignment groups images), the normalised predictor
-        output (the space of the online views), or the raw backbone features.
+        and the CACTUs builder's encoder): the normalised predictor output (the space of the
+        online views; it clusters best, b2_clustering_psco_25000_*.json), the normalised projector
+        output (the space of the momentum keys), or the raw backbone features.
     seed : int
         Seeds the random unit vectors the queue starts with.
     transductive_steps, transductive_temperature : int, float
@@ -117,7 +117,7 @@ class PsCo(Learner):
                  queue_size: int = 16384, momentum: float = 0.99, temperature: float = 0.2,
                  shot_temperature: float = 1.0, sinkhorn_iters: int = 3,
                  sinkhorn_epsilon: float = 0.05, eval_head: str = "projector",
-                 embed_head: str = "projector", seed: int = 0, transductive_steps: int = 0,
+                 embed_head: str = "predictor", seed: int = 0, transductive_steps: int = 0,
                  transductive_temperature: float = 0.1, **_: object) -> None:
         super().__init__()
         if queue_size < 1 or not 0.0 <= momentum <= 1.0 or sinkhorn_iters < 1:
