@@ -2,7 +2,8 @@
 
 For users with no checkpoint of their own: ``learner="builtin"`` in the estimators and
 ``--checkpoint builtin`` at the CLI give meta-learned features for 28x28 grayscale images
-(light ink on a dark background, as Omniglot) after a one-off training of two to three minutes on a 2-core CPU.
+(light ink on a dark background, as Omniglot) after a one-off training of two to three minutes
+on a 2-core CPU.
 """
 
 from __future__ import annotations

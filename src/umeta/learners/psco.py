@@ -216,20 +216,23 @@ class PsCo(Learner):
         self.queue.index_copy_(0, slots, z.to(self.queue.dtype))
         self.queue_ptr.copy_((self.queue_ptr + len(z)) % m)
 
+    def _projected(self, features: Tensor, predictor: bool) -> Tensor:
+        """Normalised projector (or, with ``predictor``, predictor) output, (B, D) -> (B, d)."""
+        z = self.projector(features)
+        return F.normalize(self.predictor(z) if predictor else z, dim=-1)
+
     def _head(self, features: Tensor, query: bool) -> Tensor:
         """Normalised evaluation features from backbone features (B, D) -> (B, d)."""
         if self.eval_head == "backbone":
             return F.normalize(features, dim=-1)
-        z = self.projector(features)
-        return F.normalize(self.predictor(z) if query else z, dim=-1)
+        return self._projected(features, predictor=query)
 
     def embedding(self, x: Tensor) -> Tensor:
         """Images (B, C, H, W) -> features (B, d) in the space ``embed_head`` names."""
         features = self.backbone(x)
         if self.embed_head == "backbone":
             return features
-        z = self.projector(features)
-        return F.normalize(self.predictor(z) if self.embed_head == "predictor" else z, dim=-1)
+        return self._projected(features, predictor=self.embed_head == "predictor")
 
     def adapt(self, support_x: Tensor, support_y: Tensor, n_way: int) -> Tensor:
         """Normalised class-mean prototypes, shape (T, n_way, d)."""
