@@ -209,8 +209,11 @@ def measure(step: Callable[[Episode], None], sampler: EpisodeSampler, meta_batch
     if device.type == "cuda":
         synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
-    for _ in range(args.warmup):
+    start, warm = time.perf_counter(), 0
+    while warm < args.warmup or time.perf_counter() - start < args.warmup_s:
         step(sampler.sample(meta_batch))
+        synchronize(device)
+        warm += 1
     rates = []
     for _ in range(args.repeats):
         synchronize(device)
@@ -256,7 +259,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--channels-last", action="store_true", help="add a channels-last row")
     p.add_argument("--cuda-graph", action="store_true",
                    help="add rows with the whole step replayed from a CUDA graph (CUDA only)")
-    p.add_argument("--warmup", type=int, default=3, help="untimed steps first")
+    p.add_argument("--warmup", type=int, default=3, help="untimed steps first (at least)")
+    p.add_argument("--warmup-s", type=float, default=2.0,
+                   help="and untimed steps for at least this many seconds (a GPU runs a new "
+                        "step slower for its first second or so; default %(default)s)")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--steps", type=int, default=10, help="timed steps per repeat (umeta)")
     p.add_argument("--loop-steps", type=int, default=3, help="timed steps per repeat (loop)")
@@ -272,7 +278,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.quick:
         args.meta_batch, args.big_meta_batch = 4, 8 if args.big_meta_batch else 0
-        args.warmup, args.repeats, args.steps, args.loop_steps = 1, 2, 1, 1
+        args.warmup, args.warmup_s, args.repeats, args.steps, args.loop_steps = 1, 0.0, 2, 1, 1
     if args.cuda_graph and not args.device.startswith("cuda"):
         p.error("--cuda-graph needs a CUDA device (--device cuda)")
     unknown = set(args.cases.split(",")) - set(CASES)
@@ -403,7 +409,7 @@ def main(argv: list[str] | None = None) -> None:
     write_results(out, "B3", rows, device=device, wall_s=wall, seed=args.seed,
                   dataset="random uint8 1x28x28 (Omniglot-shaped)", backbone="conv4-64",
                   quick=args.quick, repeats=args.repeats, steps=args.steps,
-                  loop_steps=args.loop_steps, warmup=args.warmup,
+                  loop_steps=args.loop_steps, warmup=args.warmup, warmup_s=args.warmup_s,
                   matmul_conv_max_k=args.matmul_conv_max_k, failures=failures)
     print(f"B3 throughput on {device_name(device)}; {wall:.0f} s; results in {out}")
     print_table(table)

@@ -28,6 +28,13 @@ StepSizes = dict[str, Union[Tensor, float]]
 _BACKBONE = "backbone."
 
 
+def _descend(weight: Tensor, grad: Tensor, lr: Tensor | float) -> Tensor:
+    """``weight - lr * grad`` in one kernel (a float or a 0-d tensor ``lr``)."""
+    if isinstance(lr, Tensor):
+        return torch.addcmul(weight, grad, lr, value=-1)
+    return torch.add(weight, grad, alpha=-lr)
+
+
 @LEARNERS.register("maml")
 class MAML(Learner):
     """Model-agnostic meta-learning over ``backbone`` and a linear ``n_way`` head.
@@ -172,7 +179,7 @@ class MAML(Learner):
             grads = grad(support_loss)(fast)
             if self.first_order:
                 grads = {n: g.detach() for n, g in grads.items()}
-            fast = {n: fast[n] - lrs[n] * grads[n] for n in fast}
+            fast = {n: _descend(fast[n], grads[n], lrs[n]) for n in fast}
         return fast
 
     def predict_task(self, params: Params, fast: Params, query_x: Tensor) -> Tensor:

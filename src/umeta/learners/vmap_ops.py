@@ -39,9 +39,8 @@ def _normalise_affine(x: Tensor, dims: list[int], eps: float, weight: Tensor | N
     scale = torch.rsqrt(var + eps)
     if weight is not None:
         scale = scale * weight.reshape(shape)
-    shift = -mean * scale
-    if bias is not None:
-        shift = shift + bias.reshape(shape)
+    shift = (torch.addcmul(bias.reshape(shape), mean, scale, value=-1) if bias is not None
+             else -mean * scale)
     return torch.addcmul(shift, y, scale).to(x.dtype)
 
 

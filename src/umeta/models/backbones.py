@@ -15,6 +15,9 @@ BACKBONES: Registry[nn.Module] = Registry("backbone")
 class Conv4(nn.Module):
     """Four blocks of conv3x3 -> BatchNorm -> ReLU -> max-pool 2 (Vinyals et al.; Snell et al.).
 
+    The ReLU runs after the pool: max-pooling and ReLU commute (values and gradients), and the
+    pooled tensor is a quarter of the size.
+
     Parameters
     ----------
     in_channels : int
@@ -40,8 +43,8 @@ class Conv4(nn.Module):
             layers += [
                 nn.Conv2d(channels, hidden, 3, padding=1),
                 nn.BatchNorm2d(hidden, track_running_stats=running_stats),
-                nn.ReLU(),
                 nn.MaxPool2d(2, ceil_mode=ceil_mode),
+                nn.ReLU(),
             ]
             channels, size = hidden, (size + 1) // 2 if ceil_mode else size // 2
         if size < 1:
