@@ -20,6 +20,7 @@ from umeta.checkpoint import load_learner
 from umeta.config import assemble_config
 from umeta.data.sources import load_part
 from umeta.evaluate import evaluate_fewshot, parse_settings
+from umeta.learners.psco import EVAL_HEADS, PsCo
 from umeta.results import write_results
 from umeta.train import is_label_free, resolve_device, train
 
@@ -35,6 +36,9 @@ def main() -> None:
                         help="comma-separated soft k-means steps with the unlabeled queries at "
                              "test time (prototype learners); each value gets its own rows")
     parser.add_argument("--checkpoint", help="evaluate this checkpoint instead of training")
+    parser.add_argument("--eval-heads", default=None,
+                        help="PsCo only: comma-separated evaluation features to compare, of "
+                             + ", ".join(EVAL_HEADS) + " (default: the config's eval_head)")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     cfg = assemble_config(args.config, sets=args.set)
@@ -58,18 +62,27 @@ def main() -> None:
     transductive = [int(v) for v in args.transductive_steps.split(",")]
     if transductive != [0] and not hasattr(learner, "transductive_steps"):
         raise SystemExit(f"{cfg.learner.name} has no transductive evaluation")
+    heads = args.eval_heads.split(",") if args.eval_heads else [None]
+    if heads != [None] and not isinstance(learner, PsCo):
+        raise SystemExit(f"--eval-heads is for psco, not {cfg.learner.name}")
+    if not set(heads) <= {None, *EVAL_HEADS}:
+        raise SystemExit(f"--eval-heads takes {', '.join(EVAL_HEADS)}; got {args.eval_heads}")
     for rotations in (True, False):
         test = load_part(cfg.data, "test", rotations=rotations).to(device)
-        for steps_t in transductive:
-            if hasattr(learner, "transductive_steps"):
-                learner.transductive_steps = steps_t
-            for row in evaluate_fewshot(learner, test, parse_settings(args.settings),
-                                        n_tasks=args.episodes, seed=cfg.run.seed + 12345,
-                                        method=method,
-                                        training="label-free" if label_free else "supervised"):
-                row.update(test_rotations=rotations, test_classes=test.num_classes,
-                           transductive_steps=steps_t)
-                rows.append(row)
+        for head in heads:
+            extra = {}
+            if head is not None:
+                learner.eval_head = extra["eval_head"] = head
+            for steps_t in transductive:
+                if hasattr(learner, "transductive_steps"):
+                    learner.transductive_steps = steps_t
+                for row in evaluate_fewshot(learner, test, parse_settings(args.settings),
+                                            n_tasks=args.episodes, seed=cfg.run.seed + 12345,
+                                            method=method,
+                                            training="label-free" if label_free else "supervised"):
+                    row.update(test_rotations=rotations, test_classes=test.num_classes,
+                               transductive_steps=steps_t, **extra)
+                    rows.append(row)
     eval_wall = time.perf_counter() - eval_start
     rows = annotate({"benchmark": "B1", "results": rows})["results"]
     doc = write_results(
@@ -84,7 +97,7 @@ def main() -> None:
     for row in rows:
         print(f"  {row['setting']:<6} {row['mean']:6.2f} +- {row['ci95']:.2f}  "
               f"({row['test_classes']} test classes, transductive steps "
-              f"{row['transductive_steps']})")
+              f"{row['transductive_steps']}{', ' + row['eval_head'] if 'eval_head' in row else ''})")
 
 
 if __name__ == "__main__":

@@ -277,10 +277,10 @@ def test_sinkhorn_matches_a_plain_numpy_loop_and_balances_columns():
     assert torch.isfinite(sinkhorn(scores.float() * 100, 0.01, 3)).all()  # no overflow
 
 
-def tiny_psco(queue_size=64):
+def tiny_psco(queue_size=64, **options):
     torch.manual_seed(0)
     return PsCo(build_backbone("conv4", (1, 16, 16), hidden=8),
-                **{**PSCO_TINY, "queue_size": queue_size})
+                **{**PSCO_TINY, "queue_size": queue_size, **options})
 
 
 def test_psco_updates_momentum_network_and_queue_inside_the_step(tiny_images):
@@ -358,6 +358,26 @@ def test_psco_is_a_few_shot_learner_on_episodes(tiny_images):
     assert torch.isfinite(model.train().meta_loss(ep).loss)
 
 
+def test_psco_momentum_eval_head_embeds_the_support_set_with_the_momentum_network(tiny_images):
+    model = tiny_psco(eval_head="momentum").eval()
+    with torch.no_grad():  # make the momentum network differ from the online one
+        for p in model.momentum_backbone.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    ep = source("umtra", tiny_images.unlabeled(), n_way=5, q_query=3).sample(2)
+    with torch.no_grad():
+        shots = F.normalize(model.momentum_projector(model.momentum_backbone(
+            ep.support_x.flatten(0, 1))), dim=1).view(2, 5, -1)  # 1 shot: support order = class
+        order = ep.support_y.argsort(1)
+        want = torch.stack([shots[t, order[t]] for t in range(2)])
+        queries = F.normalize(model.predictor(model.projector(model.backbone(
+            ep.query_x.flatten(0, 1)))), dim=1).view(2, 15, -1)
+        state = model.adapt(ep.support_x, ep.support_y, 5)
+        torch.testing.assert_close(state, want)
+        torch.testing.assert_close(model(ep), queries @ want.transpose(1, 2))
+        model.eval_head = "projector"
+        assert not torch.allclose(model.adapt(ep.support_x, ep.support_y, 5), want)
+
+
 def test_psco_embeds_in_the_space_embed_head_names(tiny_images):
     model = tiny_psco().eval()
     x = tiny_images.unlabeled()[:10].float() / 255
@@ -378,7 +398,7 @@ def test_psco_queue_smaller_than_the_batch_is_a_clear_error(tiny_images):
     batch = source("psco", tiny_images.unlabeled(), n_way=8).sample(2)
     with pytest.raises(UmetaError, match="queue holds 12 embeddings, fewer than the batch of 16"):
         model.meta_loss(batch)
-    with pytest.raises(UmetaError, match="eval_head"):
+    with pytest.raises(UmetaError, match="eval_head must be one of projector, momentum"):
         PsCo(model.backbone, eval_head="proj")
 
 

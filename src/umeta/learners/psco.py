@@ -34,6 +34,7 @@ from umeta.tasks.umtra import ViewBatch
 
 
 EMBED_HEADS = ("predictor", "projector", "backbone")
+EVAL_HEADS = ("projector", "momentum", "backbone")
 
 
 def _cosine(x: Tensor, prototypes: Tensor) -> Tensor:
@@ -98,9 +99,12 @@ class PsCo(Learner):
         Of the pseudo-task term and of evaluation logits (1.0 in the paper).
     sinkhorn_iters : int
     sinkhorn_epsilon : float
-    eval_head : {"projector", "backbone"}
-        Features for few-shot evaluation: the paper's projector/predictor rule, or normalised
-        backbone features for both support and queries.
+    eval_head : {"projector", "momentum", "backbone"}
+        Features for few-shot evaluation. Queries always go through the online network and its
+        predictor, as in training (normalised backbone features with "backbone"); the support
+        set through the online projector ("projector"), through the momentum network and its
+        projector, as the shots are in training ("momentum"), or as normalised backbone
+        features ("backbone").
     embed_head : {"predictor", "projector", "backbone"}
         What :meth:`embed` returns for clustering, embedding and anomaly scoring (`umeta.adapt`,
         and the CACTUs builder's encoder): the normalised predictor output (the space of the
@@ -126,8 +130,9 @@ class PsCo(Learner):
         if min(temperature, shot_temperature, sinkhorn_epsilon) <= 0:
             raise UmetaError(f"psco temperatures and sinkhorn_epsilon must be > 0; got "
                              f"{temperature}, {shot_temperature}, {sinkhorn_epsilon}")
-        if eval_head not in ("projector", "backbone"):
-            raise UmetaError(f"psco eval_head must be 'projector' or 'backbone'; got {eval_head!r}")
+        if eval_head not in EVAL_HEADS:
+            raise UmetaError(f"psco eval_head must be one of {', '.join(EVAL_HEADS)}; "
+                             f"got {eval_head!r}")
         if embed_head not in EMBED_HEADS:
             raise UmetaError(f"psco embed_head must be one of {', '.join(EMBED_HEADS)}; "
                              f"got {embed_head!r}")
@@ -221,11 +226,19 @@ class PsCo(Learner):
         z = self.projector(features)
         return F.normalize(self.predictor(z) if predictor else z, dim=-1)
 
-    def _head(self, features: Tensor, query: bool) -> Tensor:
-        """Normalised evaluation features from backbone features (B, D) -> (B, d)."""
+    def _support_features(self, x: Tensor) -> Tensor:
+        """Normalised evaluation features of support images (B, C, H, W) -> (B, d)."""
+        if self.eval_head == "momentum":
+            return F.normalize(self.momentum_projector(self.momentum_backbone(x)), dim=-1)
         if self.eval_head == "backbone":
-            return F.normalize(features, dim=-1)
-        return self._projected(features, predictor=query)
+            return F.normalize(self.backbone(x), dim=-1)
+        return self._projected(self.backbone(x), predictor=False)
+
+    def _query_features(self, x: Tensor) -> Tensor:
+        """Normalised evaluation features of query images (B, C, H, W) -> (B, d)."""
+        if self.eval_head == "backbone":
+            return F.normalize(self.backbone(x), dim=-1)
+        return self._projected(self.backbone(x), predictor=True)
 
     def embedding(self, x: Tensor) -> Tensor:
         """Images (B, C, H, W) -> features (B, d) in the space ``embed_head`` names."""
@@ -237,22 +250,20 @@ class PsCo(Learner):
     def adapt(self, support_x: Tensor, support_y: Tensor, n_way: int) -> Tensor:
         """Normalised class-mean prototypes, shape (T, n_way, d)."""
         t, s = support_x.shape[:2]
-        feats = self._head(self.backbone(support_x.flatten(0, 1)), query=False).view(t, s, -1)
+        feats = self._support_features(support_x.flatten(0, 1)).view(t, s, -1)
         return F.normalize(class_prototypes(feats, support_y, n_way), dim=-1)
 
     def predict(self, state: Tensor, query_x: Tensor) -> Tensor:
         """Cosine similarity to each prototype over ``shot_temperature``, (T, Q, n_way)."""
         t, q = query_x.shape[:2]
-        feats = self._head(self.backbone(query_x.flatten(0, 1)), query=True).view(t, q, -1)
+        feats = self._query_features(query_x.flatten(0, 1)).view(t, q, -1)
         return feats @ state.transpose(1, 2) / self.shot_temperature
 
     def forward(self, episode: Episode) -> Tensor:
-        """Query logits (T, N * Q, N); support and queries go through the backbone together."""
+        """Query logits (T, N * Q, N)."""
         t, s = episode.support_x.shape[:2]
-        feats = self.backbone(torch.cat([episode.support_x, episode.query_x], 1).flatten(0, 1))
-        feats = feats.view(t, -1, feats.shape[-1])
-        support = self._head(feats[:, :s].flatten(0, 1), query=False).view(t, s, -1)
-        query = self._head(feats[:, s:].flatten(0, 1), query=True).view(t, -1, support.shape[-1])
+        support = self._support_features(episode.support_x.flatten(0, 1)).view(t, s, -1)
+        query = self._query_features(episode.query_x.flatten(0, 1)).view(t, -1, support.shape[-1])
         steps = 0 if self.training else self.transductive_steps
         prototypes = transductive_prototypes(support, episode.support_y, query, episode.n_way,
                                              _cosine, steps, self.transductive_temperature)
