@@ -103,8 +103,9 @@ class PsCo(Learner):
         Features for few-shot evaluation. Queries always go through the online network and its
         predictor, as in training (normalised backbone features with "backbone"); the support
         set through the online projector ("projector"), through the momentum network and its
-        projector, as the shots are in training ("momentum"), or as normalised backbone
-        features ("backbone").
+        projector, as the shots are in training ("momentum"; the same accuracy as "projector"
+        after a cosine schedule, whose last steps let the momentum network catch up), or as
+        normalised backbone features ("backbone").
     embed_head : {"predictor", "projector", "backbone"}
         What :meth:`embed` returns for clustering, embedding and anomaly scoring (`umeta.adapt`,
         and the CACTUs builder's encoder): the normalised predictor output (the space of the
