@@ -36,6 +36,9 @@ def main() -> None:
                         help="comma-separated soft k-means steps with the unlabeled queries at "
                              "test time (prototype learners); each value gets its own rows")
     parser.add_argument("--checkpoint", help="evaluate this checkpoint instead of training")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the run in run.run_dir (one stopped by run.time_limit_s: "
+                             "call again with --resume until it has trained optim.steps)")
     parser.add_argument("--eval-heads", default=None,
                         help="PsCo only: comma-separated evaluation features to compare, of "
                              + ", ".join(EVAL_HEADS) + " (default: the config's eval_head)")
@@ -45,12 +48,18 @@ def main() -> None:
     device = resolve_device(cfg.run.device)
 
     start = time.perf_counter()
+    total_train_s = None
     if args.checkpoint:
         learner, steps, history = load_learner(args.checkpoint, device), None, []
         cfg = learner.config
     else:
-        result = train(cfg, progress=False)
+        result = train(cfg, progress=False, resume=args.resume)
+        if not result.finished:
+            print(f"stopped at run.time_limit_s after step {result.steps} of {cfg.optim.steps} "
+                  f"in {cfg.run.run_dir}; call again with --resume to continue")
+            return
         learner, steps, history = result.learner, result.steps, result.history
+        total_train_s = round(result.total_train_s, 2)
     train_wall = time.perf_counter() - start
     label_free = is_label_free(cfg)
     method = args.method or (f"{cfg.tasks.builder}-{cfg.learner.name}" if label_free
@@ -89,6 +98,7 @@ def main() -> None:
         args.out, "B1", rows, device=device, wall_s=train_wall + eval_wall, seed=cfg.run.seed,
         dataset=cfg.data.dataset, split=cfg.data.split, rotations=cfg.data.rotations,
         train_wall_s=round(train_wall, 2), eval_wall_s=round(eval_wall, 2), steps=steps,
+        total_train_s=total_train_s,
         config=cfg.to_dict(), checkpoint=args.checkpoint,
         train_tasks_per_s=next((r["tasks_per_s"] for r in reversed(history)
                                 if "tasks_per_s" in r), None),

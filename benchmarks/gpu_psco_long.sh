@@ -1,19 +1,25 @@
 #!/usr/bin/env bash
-# PsCo (label-free) on a longer schedule than b1_psco.json's 12,000 steps, in one GPU command
-# (<= 10 min): train and run B1 with and without test-time steps, then B2 clustering in each of
-# the spaces PsCo can embed in, B2 clustering against the pixel baselines and B2 anomaly scoring. (A PsCo checkpoint, 65 MB with its optimizer state and queue,
-# is too large to come back from the device, so the run lives in /tmp and only results and
-# the learning curve come back.)
-# Usage: OUT=dir [PSCO_STEPS=25000] bash benchmarks/gpu_psco_long.sh
+# PsCo (label-free) on a longer schedule than b1_psco.json's 12,000 steps: train and run B1 with
+# and without test-time steps, then B2 clustering in each of the spaces PsCo can embed in, B2
+# clustering against the pixel baselines and B2 anomaly scoring. A PsCo checkpoint (65 MB with
+# its optimizer state and queue) is too large to come back from the device, so the run lives in
+# runs/ on the device. With TIME_LIMIT set, training stops after that many seconds with a
+# checkpoint (run.time_limit_s) and the script exits; call it again, on the same (still warm)
+# machine, to continue, until training is done and the evaluations run (about 6 minutes).
+# Usage: OUT=dir [PSCO_STEPS=25000] [TIME_LIMIT=seconds] bash benchmarks/gpu_psco_long.sh
 #   (UMETA_DATA / UMETA_CACHE point at the data)
 set -u
 OUT=${OUT:-benchmarks/results}
 STEPS=${PSCO_STEPS:-25000}
-RUN=/tmp/umeta_psco_$STEPS
+RUN=runs/umeta_psco_$STEPS
+RESUME=""
+[ -f "$RUN/checkpoints/last.safetensors" ] && RESUME=--resume
 export PYTHONUNBUFFERED=1
-timeout 520 python benchmarks/b1_fewshot.py --config configs/b1_psco.toml \
-  --set run.run_dir="$RUN" --set optim.steps="$STEPS" --set model.options.ceil_mode=true \
-  --transductive-steps 0,5 --out "$OUT/b1_psco_$STEPS.json" || exit
+rm -f "$OUT/b1_psco_$STEPS.json"
+timeout 580 python benchmarks/b1_fewshot.py --config configs/b1_psco.toml \
+  --set run.run_dir="$RUN" --set optim.steps="$STEPS" --set run.time_limit_s="${TIME_LIMIT:-0}" \
+  $RESUME --transductive-steps 0,5 --out "$OUT/b1_psco_$STEPS.json" || exit
+[ -f "$OUT/b1_psco_$STEPS.json" ] || exit 0  # stopped at the time limit: call again
 cp "$RUN/metrics.jsonl" "$OUT/psco_${STEPS}_metrics.jsonl"
 for HEAD in projector predictor backbone; do
   timeout 50 python benchmarks/b2_clustering.py --checkpoint "$RUN/checkpoints/last.safetensors" \

@@ -46,7 +46,7 @@ def section(path: Path) -> str:
              f"- command: `{doc['command']}`",
              f"- commit `{doc['commit']}`, device {doc['device']}, wall time {doc['wall_s']} s, "
              f"seed {doc.get('seed')}"]
-    for key in ("dataset", "split", "rotations", "train_wall_s", "data", "note"):
+    for key in ("dataset", "split", "rotations", "train_wall_s", "total_train_s", "data", "note"):
         if doc.get(key) is not None:
             lines.append(f"- {key}: {doc[key]}")
     lines += ["", "| method | training | setting | metric | mean | 95% CI | n | "

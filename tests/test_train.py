@@ -68,6 +68,34 @@ def test_killed_run_resumes_exactly(tmp_path, noisy_classes, monkeypatch):
             torch.testing.assert_close(last_b[key], value, rtol=0, atol=0, msg=key)
 
 
+def test_time_limited_calls_resume_to_the_straight_run(tmp_path, noisy_classes, monkeypatch):
+    straight = train(small_config(tmp_path / "a", steps=20), train_data=noisy_classes,
+                     val_data=noisy_classes, progress=False)
+    clock = iter(range(0, 10**6, 7))  # every reading of the clock is 7 s after the previous one
+    monkeypatch.setattr(umeta.train.time, "perf_counter", lambda: float(next(clock)))
+    cfg = small_config(tmp_path / "b", steps=20)
+    cfg.run.time_limit_s = 1.0  # passed at the first log window: steps 5, 10, 15, 20
+    calls = [train(cfg, train_data=noisy_classes, val_data=noisy_classes, progress=False,
+                   resume=bool(i)) for i in range(4)]
+    assert [c.steps for c in calls] == [5, 10, 15, 20]
+    assert [c.finished for c in calls] == [False, False, False, True]
+    assert calls[-1].total_train_s > calls[-1].wall_s
+    last_a = read_checkpoint(tmp_path / "a" / "checkpoints" / "last.safetensors")[0]
+    last_b, meta = read_checkpoint(tmp_path / "b" / "checkpoints" / "last.safetensors")
+    assert meta["progress"]["step"] == 20
+    for key, value in last_a.items():
+        if key.startswith(("model.", "optim.")):
+            torch.testing.assert_close(last_b[key], value, rtol=0, atol=0, msg=key)
+    assert calls[-1].best_val_accuracy == straight.best_val_accuracy
+
+
+def test_negative_time_limit_is_an_error(tmp_path, noisy_classes):
+    cfg = small_config(tmp_path / "run")
+    cfg.run.time_limit_s = -5
+    with pytest.raises(UmetaError, match="run.time_limit_s must be 0"):
+        train(cfg, train_data=noisy_classes, progress=False)
+
+
 def test_existing_run_dir_needs_resume(tmp_path, noisy_classes):
     cfg = small_config(tmp_path / "run", steps=5)
     train(cfg, train_data=noisy_classes, val_data=noisy_classes, progress=False)

@@ -161,6 +161,9 @@ def cmd_train(args: argparse.Namespace) -> int:
             if result.best_val_accuracy is not None else "")
     print(f"trained {result.steps} steps in {result.wall_s:.0f} s{best}; checkpoints in "
           f"{result.run_dir / 'checkpoints'}")
+    if not result.finished:
+        print(f"stopped at run.time_limit_s before step {cfg.optim.steps}; continue with "
+              f"--resume --run-dir {result.run_dir}")
     return 0
 
 

@@ -85,6 +85,9 @@ class RunConfig:
     channels_last: bool = False
     compile: bool = False  #: torch.compile the training step's model
     cuda_graph: bool = False  #: record the whole step as a CUDA graph and replay it (CUDA only)
+    #: stop once this many seconds of training have passed (checked every log_every steps),
+    #: with a checkpoint to continue from with --resume (0: no limit)
+    time_limit_s: float = 0.0
 
 
 @dataclass

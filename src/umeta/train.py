@@ -126,6 +126,10 @@ class TrainResult:
     best_val_accuracy: float | None
     wall_s: float
     history: list[dict[str, Any]] = field(default_factory=list)
+    #: False when ``run.time_limit_s`` stopped the run before ``optim.steps``
+    finished: bool = True
+    #: seconds of training over this call and the calls it resumed
+    total_train_s: float = 0.0
 
 
 class RunDir:
@@ -150,6 +154,9 @@ def _validate(cfg: TrainConfig) -> None:
             raise UmetaError(f"{name} must be at least 1; got {value}")
     if not (o.lr > 0 and math.isfinite(o.lr)):
         raise UmetaError(f"optim.lr must be a positive number; got {o.lr}")
+    if not (r.time_limit_s >= 0 and math.isfinite(r.time_limit_s)):
+        raise UmetaError(f"run.time_limit_s must be 0 (no limit) or a positive number of "
+                         f"seconds; got {r.time_limit_s}")
     if r.amp not in ("none", "bf16"):
         raise UmetaError(f"unknown run.amp {r.amp!r}; choose none or bf16")
     if t.n_way < 2:
@@ -200,6 +207,7 @@ def _train(cfg: TrainConfig, world: World, *, resume: bool, progress: bool,
         checkpoint = read_checkpoint(run.last)
         saved = TrainConfig.from_dict(checkpoint[1]["config"])
         saved.optim.steps = cfg.optim.steps  # a resumed run may be extended
+        saved.run.time_limit_s = cfg.run.time_limit_s  # and given a new time limit
         cfg = saved
     elif run.metrics.exists():
         raise UmetaError(f"run directory {str(run.path)!r} already holds a run; pass --resume to "
@@ -238,7 +246,7 @@ def _train(cfg: TrainConfig, world: World, *, resume: bool, progress: bool,
                                      weight_decay=cfg.optim.weight_decay,
                                      fused=device.type == "cuda")
     scheduler = make_scheduler(cfg, optimizer)
-    step, best, history = 0, None, []
+    step, best, history, trained_before = 0, None, [], 0.0
     if checkpoint is not None:
         tensors, meta = checkpoint
         learner.load_state_dict(model_state({k: v.to(device) for k, v in tensors.items()}))
@@ -252,6 +260,7 @@ def _train(cfg: TrainConfig, world: World, *, resume: bool, progress: bool,
         source.load_state_dict({k[7:]: v for k, v in rngs.items() if k.startswith("source.")})
         torch.set_rng_state(rngs["torch"])
         step, best = meta["progress"]["step"], meta["progress"].get("best_val_accuracy")
+        trained_before = meta["progress"].get("train_s", 0.0)
     elif world.is_main:
         run.path.mkdir(parents=True, exist_ok=True)
         run.config.write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
@@ -266,6 +275,7 @@ def _train(cfg: TrainConfig, world: World, *, resume: bool, progress: bool,
         save_checkpoint(path, model=learner, config=cfg.to_dict(), optimizer=optimizer,
                         scheduler=scheduler, rng=rng,
                         progress={"step": step, "best_val_accuracy": best,
+                                  "train_s": trained_before + time.perf_counter() - start_time,
                                   "image_shape": list(image_shape), "data": train_data.name,
                                   "world_size": world.size})
 
@@ -297,6 +307,7 @@ def _train(cfg: TrainConfig, world: World, *, resume: bool, progress: bool,
 
     step_fn = CapturedStep(train_step, device) if cfg.run.cuda_graph else train_step
     learner.train()
+    out_of_time = False
     while step < total:
         out = step_fn(source.sample(local_batch))
         scheduler.step()
@@ -306,7 +317,10 @@ def _train(cfg: TrainConfig, world: World, *, resume: bool, progress: bool,
         bar.update(1)
 
         if step % cfg.run.log_every == 0 or step == total:
-            loss, acc = (world.mean(sums) / window_steps).tolist()  # one host sync per window
+            # one host sync per window; the ranks' mean training time decides the time limit
+            trained = sums.new_tensor([time.perf_counter() - start_time])
+            loss, acc, trained_s = world.mean(torch.cat([sums / window_steps, trained])).tolist()
+            out_of_time = 0 < cfg.run.time_limit_s <= trained_s
             if not math.isfinite(loss):
                 raise UmetaError(f"training diverged at step {step} (loss {loss}); lower optim.lr "
                                  f"or set optim.grad_clip")
@@ -333,10 +347,12 @@ def _train(cfg: TrainConfig, world: World, *, resume: bool, progress: bool,
                 best = mean
                 save(run.best, rng_now())
             window_start = time.perf_counter()
-        if step % cfg.run.checkpoint_every == 0 or step == total:
+        if step % cfg.run.checkpoint_every == 0 or step == total or out_of_time:
             rng = world.gather_rng_states(rng_now())  # every rank's, to resume exactly
             if world.is_main:
                 save(run.last, rng)
+        if out_of_time:
+            break
     bar.close()
     if world.is_main and (not run.best.exists() or val_sampler is None):
         save(run.best, rng_now())  # label-free or unvalidated: the last weights are the result
@@ -344,7 +360,9 @@ def _train(cfg: TrainConfig, world: World, *, resume: bool, progress: bool,
         tensors, _ = read_checkpoint(run.best, device)
         learner.load_state_dict(model_state(tensors))
     learner.eval()
-    return TrainResult(learner, run.path, step, best, time.perf_counter() - start_time, history)
+    wall = time.perf_counter() - start_time
+    return TrainResult(learner, run.path, step, best, wall, history, finished=step >= total,
+                       total_train_s=trained_before + wall)
 
 
 __all__ = ["TrainResult", "build_learner", "build_task_source", "resolve_device", "train",
