@@ -129,6 +129,9 @@ def test_cluster_with_label_free_fine_tuning(checkpoint, image_folder, tmp_path)
     (["train", "--config", "missing.toml"], "config file 'missing.toml' not found"),
     (["eval", "--checkpoint", "missing.safetensors"], "not found"),
     (["train", "--device", "cuda", "--steps", "1"], "no CUDA GPU"),
+    (["train", "--learner", "maml", "--set", "run.compile=true", "--steps", "1"],
+     "run.compile computes wrong MAML meta-gradients"),
+    (["train", "--set", "run.time_limit_s=-1", "--steps", "1"], "run.time_limit_s must be 0"),
 ])
 def test_bad_input_is_one_line_and_status_2(args, fragment, tmp_path):
     if args[:3] == ["train", "--device", "cuda"]:

@@ -164,6 +164,12 @@ def _validate(cfg: TrainConfig) -> None:
     if cfg.data.train_part not in TRAIN_PARTS:
         raise UmetaError(f"unknown data.train_part {cfg.data.train_part!r}; choose "
                          f"{' or '.join(TRAIN_PARTS)}")
+    if r.compile and cfg.learner.name == "maml":
+        # measured with torch 2.13: the compiled vmapped inner loop gives other losses and
+        # meta-gradients than the eager one (which the tests check against a hand unroll)
+        raise UmetaError("run.compile computes wrong MAML meta-gradients (torch.compile of the "
+                         "vmapped inner loop); set run.compile=false, or run.cuda_graph=true "
+                         "on a GPU for speed")
     if r.cuda_graph:
         if cfg.learner.name not in GRAPHABLE_LEARNERS:
             raise UmetaError(f"run.cuda_graph works with the {' and '.join(GRAPHABLE_LEARNERS)} "
