@@ -11,6 +11,7 @@ from sklearn.metrics import adjusted_rand_score
 from umeta.data import ImageSet
 from umeta.errors import UmetaError
 from umeta.learners import ProtoNet
+from umeta.learners.maml import MAML
 from umeta.learners.psco import PsCo, sinkhorn
 from umeta.models import build_backbone
 from umeta.tasks import EpisodeSampler
@@ -104,6 +105,28 @@ def test_protonet_on_umtra_episodes_learns(tiny_images):
 def test_protonet_on_cactus_episodes_runs(tiny_images):
     losses, _ = train("cactus", tiny_images.unlabeled(), steps=5)
     assert torch.isfinite(losses).all()
+
+
+@pytest.mark.parametrize("name", ["umtra", "cactus"])
+def test_maml_meta_trains_on_label_free_episodes(tiny_images, name):
+    images = tiny_images.unlabeled()
+    options = {"query_augment" if name == "umtra" else "augment": Augment(shift=1, dropout=0.1)}
+    src = source(name, images, n_way=4, **options)
+    torch.manual_seed(0)
+    model = MAML(build_backbone("conv4", tuple(images.shape[1:]), hidden=8, running_stats=False),
+                 n_way=4, inner_steps=2, inner_lr=0.4)
+    opt = torch.optim.Adam(model.parameters(), 3e-3)
+    losses = []
+    for _ in range(30):
+        out = model.meta_loss(src.sample(4))
+        opt.zero_grad()
+        out.loss.backward()
+        opt.step()
+        losses.append(out.loss.detach())
+    losses = torch.stack(losses)
+    assert torch.isfinite(losses).all()
+    if name == "umtra":  # CACTUs' random-projection clusters of noise images are slower to learn
+        assert losses[-8:].mean() < losses[:8].mean() - 0.1
 
 
 def test_psco_learns_its_pseudo_tasks(tiny_images):
