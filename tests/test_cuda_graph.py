@@ -13,6 +13,8 @@ from umeta.data import ImageSet
 from umeta.errors import UmetaError
 from umeta.cuda_graph import CapturedStep, WARMUP_STEPS, capturable_adam
 from umeta.tasks import EpisodeSampler
+from umeta.tasks.augment import Augment
+from umeta.tasks.builders import build_task_source
 from umeta.train import train
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -96,6 +98,7 @@ def build(learner, options, seed=0):
     ("maml", {"inner_steps": 1, "learn_inner_lr": True}),
     ("maml", {"inner_steps": 1, "anil": True}),
     ("maml", {"inner_steps": 2, "inner_lr": 0.4}),
+    ("psco", {"proj_dim": 16, "hidden_dim": 32, "queue_size": 64, "momentum": 0.9}),
 ])
 def test_replayed_steps_equal_eager_steps(classes, learner, options):
     """The same step function, optimizer and schedule, eager and replayed: same losses, weights."""
@@ -103,19 +106,24 @@ def test_replayed_steps_equal_eager_steps(classes, learner, options):
     runs = []
     for graphed in (False, True):
         model = build(learner, options)
-        optimizer = capturable_adam(model.parameters(), 1e-3, 0.0, device)
+        trainable = [p for p in model.parameters() if p.requires_grad]  # not PsCo's momentum copy
+        optimizer = capturable_adam(trainable, 1e-3, 0.0, device)
         schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=12)
 
         def step(batch):
             out = model.meta_loss(batch)
             optimizer.zero_grad(set_to_none=True)
             out.loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            torch.nn.utils.clip_grad_norm_(trainable, 1.0)
             optimizer.step()
             return out
 
         run = CapturedStep(step, device) if graphed else step
-        sampler = EpisodeSampler(classes.to(device), 5, 1, 3, seed=1)
+        if learner == "psco":  # two augmented views of 4 x 8 distinct images per step
+            sampler = build_task_source("psco", classes.to(device).unlabeled(), 8, 1, 1, seed=1,
+                                        augment=Augment(shift=1))
+        else:
+            sampler = EpisodeSampler(classes.to(device), 5, 1, 3, seed=1)
         losses = []
         for _ in range(12):
             losses.append(run(sampler.sample(4)).loss.item())
@@ -131,9 +139,14 @@ def test_replayed_steps_equal_eager_steps(classes, learner, options):
 
 
 @cuda
-def test_graphed_training_runs_the_schedule_and_learns(tmp_path, classes):
-    result = train(config(tmp_path / "graph", graph=True, steps=30), train_data=classes,
-                   progress=False)
+@pytest.mark.parametrize("learner", ["protonet", "psco"])
+def test_graphed_training_runs_the_schedule_and_learns(tmp_path, classes, learner):
+    cfg = config(tmp_path / "graph", graph=True, steps=30)
+    if learner == "psco":
+        cfg.learner.name, cfg.tasks.builder = "psco", "psco"
+        cfg.learner.options = {"proj_dim": 16, "hidden_dim": 32, "queue_size": 64}
+        cfg.tasks.n_way, cfg.tasks.q_query = 8, 1
+    result = train(cfg, train_data=classes, progress=False)
     records = [r for r in result.history if "loss" in r]
     assert len(records) == 30 > WARMUP_STEPS
     assert records[-1]["lr"] < records[0]["lr"]  # the cosine schedule reached the optimizer
@@ -178,11 +191,23 @@ def test_cuda_graph_on_cpu_is_a_clear_error(tmp_path, classes):
     assert not (tmp_path / "run").exists()  # refused before anything was written
 
 
-def test_cuda_graph_with_an_unsupported_learner_or_compile_is_refused(tmp_path, classes):
-    cfg = config(tmp_path / "run", graph=True, device="cpu")
-    cfg.learner.name, cfg.tasks.builder = "psco", "psco"
-    with pytest.raises(UmetaError, match="run.cuda_graph works with the protonet and maml"):
-        train(cfg, train_data=classes, progress=False)
+@cuda
+def test_a_step_that_cannot_be_recorded_is_one_clear_error(classes):
+    model = torch.nn.Linear(4, 1).cuda()
+
+    def step(ep):
+        loss = model(ep.support_x.flatten(1)[:, :4]).sum()
+        return loss * float(loss)  # a host read: not allowed in a CUDA graph
+
+    step = CapturedStep(step, torch.device("cuda"))
+    sampler = EpisodeSampler(classes.to("cuda"), 5, 1, 3)
+    for _ in range(WARMUP_STEPS):
+        step(sampler.sample(2))
+    with pytest.raises(UmetaError, match="cannot be recorded as a CUDA graph"):
+        step(sampler.sample(2))
+
+
+def test_cuda_graph_with_compile_is_refused(tmp_path, classes):
     cfg = config(tmp_path / "run", graph=True, device="cpu")
     cfg.run.compile = True
     with pytest.raises(UmetaError, match="do not go together"):

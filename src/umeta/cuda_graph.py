@@ -13,20 +13,21 @@ between replays, still takes effect.
 
 A replay computes the same function as the eager step: with TF32 off, losses and weights agree to
 float32 rounding for ProtoNets and for first- and second-order MAML (tests/test_cuda_graph.py,
-run on an H200). With cuDNN's default TF32 convolutions the two may pick other algorithms and
+run on an H200; its PsCo case was added later and has yet to run on a GPU). With cuDNN's default TF32 convolutions the two may pick other algorithms and
 round differently, which Adam then amplifies over steps.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Generic, Iterable, TypeVar
+import dataclasses
+from typing import Any, Callable, Generic, Iterable, TypeVar
 
 import torch
 from torch import Tensor
 
 from umeta.errors import UmetaError
-from umeta.tasks.episode import Episode
 
+Batch = TypeVar("Batch")  # a dataclass of tensors and numbers: an `Episode`, a `ViewBatch`
 Out = TypeVar("Out")  # what the step returns: tensors (a `MetaLoss`, a loss)
 
 #: Eager steps before capture: the first ones create Adam's state and pick cuDNN kernels.
@@ -48,53 +49,63 @@ def tensor_learning_rates(optimizer: torch.optim.Optimizer, device: torch.device
             group["lr"] = torch.tensor(float(group["lr"]), device=device)
 
 
-def _static_copy(episode: Episode) -> Episode:
-    return Episode(episode.support_x.clone(), episode.support_y.contiguous().clone(),
-                   episode.query_x.clone(), episode.query_y.contiguous().clone(), episode.n_way)
+def _fields(batch: Any) -> dict[str, Any]:
+    return {f.name: getattr(batch, f.name) for f in dataclasses.fields(batch)}
 
 
-class CapturedStep(Generic[Out]):
+def _static_copy(batch: Batch) -> Batch:
+    """``batch`` with every tensor field cloned (the graph's input buffers)."""
+    return dataclasses.replace(batch, **{name: value.clone() for name, value in
+                                         _fields(batch).items() if isinstance(value, Tensor)})
+
+
+class CapturedStep(Generic[Batch, Out]):
     """Call ``step(batch)`` like the eager step it wraps; from the ``WARMUP_STEPS + 1``-th call
     on, the call copies ``batch`` into static buffers and replays the recorded graph.
 
     Parameters
     ----------
     step : callable
-        One whole training step on an `Episode`, returning tensors (e.g. its `MetaLoss`); it
-        zeroes the gradients with ``set_to_none=True`` itself, before its backward pass.
+        One whole training step on a batch (an `Episode`, or PsCo's `ViewBatch`: a dataclass
+        of tensors and numbers), returning tensors (e.g. its `MetaLoss`); it zeroes the
+        gradients with ``set_to_none=True`` itself, before its backward pass.
     device : torch.device
         A CUDA device.
 
     Notes
     -----
     Every call is a real training step, warm-up and capture included (the capturing call
-    replays the graph it has just recorded). All batches must have the shapes of the first.
+    replays the graph it has just recorded). All batches must have the shapes (and the numbers,
+    such as ``n_way``) of the first.
     """
 
-    def __init__(self, step: Callable[[Episode], Out], device: torch.device) -> None:
+    def __init__(self, step: Callable[[Batch], Out], device: torch.device) -> None:
         if device.type != "cuda":
             raise UmetaError("run.cuda_graph needs a CUDA device; set run.cuda_graph=false on CPU")
         self.step, self.device = step, device
         self.warmup_stream = torch.cuda.Stream(device)  # eager steps before capture run here
         self.calls = 0
         self.graph: torch.cuda.CUDAGraph | None = None
-        self.static_batch: Episode | None = None
+        self.static_batch: Batch | None = None
         self.static_out: Out | None = None
 
-    def _check_shapes(self, batch: Episode) -> None:
-        static = self.static_batch
-        for name in ("support_x", "support_y", "query_x", "query_y"):
-            if getattr(batch, name).shape != getattr(static, name).shape:
-                raise UmetaError(f"a CUDA-graph step needs batches of one shape; {name} changed "
-                                 f"from {tuple(getattr(static, name).shape)} to "
-                                 f"{tuple(getattr(batch, name).shape)}")
+    def _copy_in(self, batch: Batch) -> None:
+        """Copy ``batch``'s tensors into the static buffers, after checking it fits them."""
+        static = _fields(self.static_batch)
+        for name, value in _fields(batch).items():
+            old = static[name]
+            if isinstance(value, Tensor):
+                if value.shape != old.shape:
+                    raise UmetaError(f"a CUDA-graph step needs batches of one shape; {name} "
+                                     f"changed from {tuple(old.shape)} to {tuple(value.shape)}")
+            elif value != old:
+                raise UmetaError(f"a CUDA-graph step needs batches of one kind; {name} changed "
+                                 f"from {old} to {value}")
+        for name, value in _fields(batch).items():
+            if isinstance(value, Tensor):
+                static[name].copy_(value)
 
-    def _copy_in(self, batch: Episode) -> None:
-        self._check_shapes(batch)
-        for name in ("support_x", "support_y", "query_x", "query_y"):
-            getattr(self.static_batch, name).copy_(getattr(batch, name))
-
-    def __call__(self, batch: Episode) -> Out:
+    def __call__(self, batch: Batch) -> Out:
         self.calls += 1
         if self.graph is not None:
             self._copy_in(batch)
@@ -108,9 +119,14 @@ class CapturedStep(Generic[Out]):
             torch.cuda.current_stream(self.device).wait_stream(side)
             return out
         self.static_batch = _static_copy(batch)
-        self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph):
-            self.static_out = self.step(self.static_batch)
+        graph = torch.cuda.CUDAGraph()
+        try:
+            with torch.cuda.graph(graph):
+                self.static_out = self.step(self.static_batch)
+        except RuntimeError as err:  # e.g. the step reads a GPU value on the host
+            raise UmetaError(f"this training step cannot be recorded as a CUDA graph "
+                             f"({str(err).splitlines()[0]}); set run.cuda_graph=false") from err
+        self.graph = graph
         self.graph.replay()  # capture records without running: this call's step runs now
         return self.static_out
 

@@ -29,8 +29,6 @@ from umeta.tasks.sampler import EpisodeSampler
 
 #: Learners that vmap over tasks and so need BatchNorm without running statistics.
 VMAPPED_LEARNERS = frozenset({"maml"})
-#: Learners whose training step is free of host synchronisation, so it can be a CUDA graph.
-GRAPHABLE_LEARNERS = ("protonet", "maml")
 #: Parts a supervised run may train on (label-free runs always use train + val images).
 TRAIN_PARTS = ("train", "trainval")
 
@@ -171,9 +169,6 @@ def _validate(cfg: TrainConfig) -> None:
                          "vmapped inner loop); set run.compile=false, or run.cuda_graph=true "
                          "on a GPU for speed")
     if r.cuda_graph:
-        if cfg.learner.name not in GRAPHABLE_LEARNERS:
-            raise UmetaError(f"run.cuda_graph works with the {' and '.join(GRAPHABLE_LEARNERS)} "
-                             f"learners, not {cfg.learner.name!r}; set run.cuda_graph=false")
         if r.compile:
             raise UmetaError("run.cuda_graph and run.compile do not go together; choose one")
         if resolve_device(r.device).type != "cuda":  # before the run directory is written
