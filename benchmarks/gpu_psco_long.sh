@@ -6,8 +6,9 @@
 # runs/ on the device. With TIME_LIMIT set, training stops after that many seconds with a
 # checkpoint (run.time_limit_s) and the script exits; call it again, on the same (still warm)
 # machine, to continue, until training is done and the evaluations run (about 6 minutes).
-# Usage: OUT=dir [PSCO_STEPS=25000] [TIME_LIMIT=seconds] bash benchmarks/gpu_psco_long.sh
-#   (UMETA_DATA / UMETA_CACHE point at the data)
+# Usage: OUT=dir [PSCO_STEPS=25000] [TIME_LIMIT=seconds] [PSCO_SETS="--set key=value ..."] \
+#   bash benchmarks/gpu_psco_long.sh    (UMETA_DATA / UMETA_CACHE point at the data; PSCO_SETS
+#   are config overrides for the first call, e.g. --set run.cuda_graph=true)
 set -u
 OUT=${OUT:-benchmarks/results}
 STEPS=${PSCO_STEPS:-25000}
@@ -18,7 +19,7 @@ export PYTHONUNBUFFERED=1
 rm -f "$OUT/b1_psco_$STEPS.json"
 timeout 580 python benchmarks/b1_fewshot.py --config configs/b1_psco.toml \
   --set run.run_dir="$RUN" --set optim.steps="$STEPS" --set run.time_limit_s="${TIME_LIMIT:-0}" \
-  $RESUME --transductive-steps 0,5 --out "$OUT/b1_psco_$STEPS.json" || exit
+  ${PSCO_SETS:-} $RESUME --transductive-steps 0,5 --out "$OUT/b1_psco_$STEPS.json" || exit
 [ -f "$OUT/b1_psco_$STEPS.json" ] || exit 0  # stopped at the time limit: call again
 cp "$RUN/metrics.jsonl" "$OUT/psco_${STEPS}_metrics.jsonl"
 for HEAD in projector predictor backbone; do
