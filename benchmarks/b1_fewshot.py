@@ -105,9 +105,10 @@ def main() -> None:
     )
     print(f"{method}: trained {steps} steps in {train_wall:.1f} s (device {doc['device']})")
     for row in rows:
+        head = f", {row['eval_head']}" if "eval_head" in row else ""
         print(f"  {row['setting']:<6} {row['mean']:6.2f} +- {row['ci95']:.2f}  "
               f"({row['test_classes']} test classes, transductive steps "
-              f"{row['transductive_steps']}{', ' + row['eval_head'] if 'eval_head' in row else ''})")
+              f"{row['transductive_steps']}{head})")
 
 
 if __name__ == "__main__":
