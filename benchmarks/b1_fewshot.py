@@ -12,6 +12,7 @@ with training and evaluation wall time.
 from __future__ import annotations
 
 import argparse
+import itertools
 import time
 
 from targets import annotate
@@ -78,20 +79,19 @@ def main() -> None:
         raise SystemExit(f"--eval-heads takes {', '.join(EVAL_HEADS)}; got {args.eval_heads}")
     for rotations in (True, False):
         test = load_part(cfg.data, "test", rotations=rotations).to(device)
-        for head in heads:
+        for head, steps_t in itertools.product(heads, transductive):
             extra = {}
             if head is not None:
                 learner.eval_head = extra["eval_head"] = head
-            for steps_t in transductive:
-                if hasattr(learner, "transductive_steps"):
-                    learner.transductive_steps = steps_t
-                for row in evaluate_fewshot(learner, test, parse_settings(args.settings),
-                                            n_tasks=args.episodes, seed=cfg.run.seed + 12345,
-                                            method=method,
-                                            training="label-free" if label_free else "supervised"):
-                    row.update(test_rotations=rotations, test_classes=test.num_classes,
-                               transductive_steps=steps_t, **extra)
-                    rows.append(row)
+            if hasattr(learner, "transductive_steps"):
+                learner.transductive_steps = steps_t
+            for row in evaluate_fewshot(learner, test, parse_settings(args.settings),
+                                        n_tasks=args.episodes, seed=cfg.run.seed + 12345,
+                                        method=method,
+                                        training="label-free" if label_free else "supervised"):
+                row.update(test_rotations=rotations, test_classes=test.num_classes,
+                           transductive_steps=steps_t, **extra)
+                rows.append(row)
     eval_wall = time.perf_counter() - eval_start
     rows = annotate({"benchmark": "B1", "results": rows})["results"]
     doc = write_results(

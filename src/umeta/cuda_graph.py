@@ -13,8 +13,9 @@ between replays, still takes effect.
 
 A replay computes the same function as the eager step: with TF32 off, losses and weights agree to
 float32 rounding for ProtoNets and for first- and second-order MAML (tests/test_cuda_graph.py,
-run on an H200; its PsCo case was added later and has yet to run on a GPU). With cuDNN's default TF32 convolutions the two may pick other algorithms and
-round differently, which Adam then amplifies over steps.
+run on an H200; its PsCo case was added later and has yet to run on a GPU). With cuDNN's default
+TF32 convolutions the two may pick other algorithms and round differently, which Adam then
+amplifies over steps.
 """
 
 from __future__ import annotations
@@ -91,8 +92,8 @@ class CapturedStep(Generic[Batch, Out]):
 
     def _copy_in(self, batch: Batch) -> None:
         """Copy ``batch``'s tensors into the static buffers, after checking it fits them."""
-        static = _fields(self.static_batch)
-        for name, value in _fields(batch).items():
+        static, new = _fields(self.static_batch), _fields(batch)
+        for name, value in new.items():
             old = static[name]
             if isinstance(value, Tensor):
                 if value.shape != old.shape:
@@ -101,7 +102,7 @@ class CapturedStep(Generic[Batch, Out]):
             elif value != old:
                 raise UmetaError(f"a CUDA-graph step needs batches of one kind; {name} changed "
                                  f"from {old} to {value}")
-        for name, value in _fields(batch).items():
+        for name, value in new.items():  # only once all fit: no half-copied batch
             if isinstance(value, Tensor):
                 static[name].copy_(value)
 

@@ -227,19 +227,13 @@ class PsCo(Learner):
         z = self.projector(features)
         return F.normalize(self.predictor(z) if predictor else z, dim=-1)
 
-    def _support_features(self, x: Tensor) -> Tensor:
-        """Normalised evaluation features of support images (B, C, H, W) -> (B, d)."""
-        if self.eval_head == "momentum":
+    def _eval_features(self, x: Tensor, query: bool) -> Tensor:
+        """Normalised evaluation features of support (or query) images (B, C, H, W) -> (B, d)."""
+        if self.eval_head == "momentum" and not query:
             return F.normalize(self.momentum_projector(self.momentum_backbone(x)), dim=-1)
         if self.eval_head == "backbone":
             return F.normalize(self.backbone(x), dim=-1)
-        return self._projected(self.backbone(x), predictor=False)
-
-    def _query_features(self, x: Tensor) -> Tensor:
-        """Normalised evaluation features of query images (B, C, H, W) -> (B, d)."""
-        if self.eval_head == "backbone":
-            return F.normalize(self.backbone(x), dim=-1)
-        return self._projected(self.backbone(x), predictor=True)
+        return self._projected(self.backbone(x), predictor=query)
 
     def embedding(self, x: Tensor) -> Tensor:
         """Images (B, C, H, W) -> features (B, d) in the space ``embed_head`` names."""
@@ -251,20 +245,22 @@ class PsCo(Learner):
     def adapt(self, support_x: Tensor, support_y: Tensor, n_way: int) -> Tensor:
         """Normalised class-mean prototypes, shape (T, n_way, d)."""
         t, s = support_x.shape[:2]
-        feats = self._support_features(support_x.flatten(0, 1)).view(t, s, -1)
+        feats = self._eval_features(support_x.flatten(0, 1), query=False).view(t, s, -1)
         return F.normalize(class_prototypes(feats, support_y, n_way), dim=-1)
 
     def predict(self, state: Tensor, query_x: Tensor) -> Tensor:
         """Cosine similarity to each prototype over ``shot_temperature``, (T, Q, n_way)."""
         t, q = query_x.shape[:2]
-        feats = self._query_features(query_x.flatten(0, 1)).view(t, q, -1)
+        feats = self._eval_features(query_x.flatten(0, 1), query=True).view(t, q, -1)
         return feats @ state.transpose(1, 2) / self.shot_temperature
 
     def forward(self, episode: Episode) -> Tensor:
         """Query logits (T, N * Q, N)."""
         t, s = episode.support_x.shape[:2]
-        support = self._support_features(episode.support_x.flatten(0, 1)).view(t, s, -1)
-        query = self._query_features(episode.query_x.flatten(0, 1)).view(t, -1, support.shape[-1])
+        support = self._eval_features(episode.support_x.flatten(0, 1), query=False)
+        support = support.view(t, s, -1)
+        query = self._eval_features(episode.query_x.flatten(0, 1), query=True)
+        query = query.view(t, -1, support.shape[-1])
         steps = 0 if self.training else self.transductive_steps
         prototypes = transductive_prototypes(support, episode.support_y, query, episode.n_way,
                                              _cosine, steps, self.transductive_temperature)
