@@ -20,7 +20,7 @@ from targets import annotate
 from umeta.checkpoint import load_learner
 from umeta.config import assemble_config
 from umeta.data.sources import load_part
-from umeta.evaluate import evaluate_fewshot, parse_settings
+from umeta.evaluate import evaluate_fewshot, parse_settings, set_transductive_steps
 from umeta.learners.psco import EVAL_HEADS, PsCo
 from umeta.results import write_results
 from umeta.train import is_label_free, resolve_device, train
@@ -70,8 +70,8 @@ def main() -> None:
     # Both test protocols: the split files' test classes with their rotations (1692 classes for
     # Omniglot/Vinyals, as Snell et al. evaluate), and the unrotated characters alone (423).
     transductive = [int(v) for v in args.transductive_steps.split(",")]
-    if transductive != [0] and not hasattr(learner, "transductive_steps"):
-        raise SystemExit(f"{cfg.learner.name} has no transductive evaluation")
+    for steps_t in transductive:  # refuse a bad value before any evaluation
+        set_transductive_steps(learner, steps_t)
     heads = args.eval_heads.split(",") if args.eval_heads else [None]
     if heads != [None] and not isinstance(learner, PsCo):
         raise SystemExit(f"--eval-heads is for psco, not {cfg.learner.name}")
@@ -83,8 +83,7 @@ def main() -> None:
             extra = {}
             if head is not None:
                 learner.eval_head = extra["eval_head"] = head
-            if hasattr(learner, "transductive_steps"):
-                learner.transductive_steps = steps_t
+            set_transductive_steps(learner, steps_t)
             for row in evaluate_fewshot(learner, test, parse_settings(args.settings),
                                         n_tasks=args.episodes, seed=cfg.run.seed + 12345,
                                         method=method,

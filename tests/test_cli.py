@@ -78,6 +78,17 @@ def test_eval_writes_results(checkpoint, tmp_path):
     rows = json.loads(out.read_text())["results"]
     assert [r["setting"] for r in rows] == ["5w1s", "20w1s"]
     assert all(0 <= r["mean"] <= 100 and r["n_tasks"] == 20 for r in rows)
+    assert all(r["transductive_steps"] == 0 for r in rows)
+    proc = umeta("eval", "--checkpoint", str(checkpoint), "--settings", "5w1s,20w1s",
+                 "--episodes", "20", "--q-query", "3", "--device", "cpu", "--out", str(out),
+                 "--transductive-steps", "3")
+    assert proc.returncode == 0, proc.stderr
+    assert "3 transductive steps" in proc.stdout
+    refined = json.loads(out.read_text())["results"]
+    assert all(r["transductive_steps"] == 3 for r in refined)
+    assert [r["mean"] for r in refined] != [r["mean"] for r in rows]  # the same episodes
+    assert_user_error(umeta("eval", "--checkpoint", str(checkpoint), "--device", "cpu",
+                            "--transductive-steps", "-1"), "transductive steps must be 0 or more")
 
 
 def test_resume_through_the_cli(checkpoint):

@@ -1,6 +1,10 @@
 import numpy as np
+import pytest
 import torch
 
+from umeta.errors import UmetaError
+from umeta.evaluate import set_transductive_steps
+from umeta.learners.maml import MAML
 from umeta.learners.protonet import (ProtoNet, class_prototypes, negative_squared_distances,
                                      squared_distances, transductive_prototypes)
 from umeta.models import build_backbone
@@ -51,3 +55,16 @@ def test_transductive_steps_apply_only_at_evaluation(tiny_images):
     assert torch.equal(learner(episode), inductive(episode))
     learner.eval(), inductive.eval()
     assert not torch.allclose(learner(episode), inductive(episode))
+
+
+def test_set_transductive_steps_on_prototype_learners_only():
+    backbone = build_backbone("conv4", (1, 16, 16), hidden=8)
+    protonet = ProtoNet(backbone)
+    set_transductive_steps(protonet, 4)
+    assert protonet.transductive_steps == 4
+    maml = MAML(build_backbone("conv4", (1, 16, 16), hidden=8, running_stats=False), n_way=5)
+    set_transductive_steps(maml, 0)  # the inductive rule is every learner's
+    with pytest.raises(UmetaError, match="MAML has no transductive evaluation"):
+        set_transductive_steps(maml, 2)
+    with pytest.raises(UmetaError, match="must be 0 or more"):
+        set_transductive_steps(protonet, -1)

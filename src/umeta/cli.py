@@ -61,8 +61,12 @@ def _add_eval_parser(sub) -> None:
     p.add_argument("--part", default="test", help="data part to evaluate on (default: test)")
     p.add_argument("--rotations", action="store_true",
                    help="add the rotated test classes (Omniglot Vinyals test split as Snell et al.)")
+    p.add_argument("--transductive-steps", type=int, default=0,
+                   help="prototype learners: refine the prototypes with each episode's unlabeled "
+                        "queries for this many soft k-means steps (default 0: inductive)")
     p.add_argument("--device", default="auto")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0,
+                   help="episode seed (benchmarks/b1_fewshot.py uses run.seed + 12345)")
     p.add_argument("--out", help="write the results JSON (BENCHMARKS.md format) here")
 
 
@@ -170,7 +174,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     from umeta.checkpoint import load_learner
     from umeta.data.sources import load_part
-    from umeta.evaluate import evaluate_fewshot, parse_settings
+    from umeta.evaluate import evaluate_fewshot, parse_settings, set_transductive_steps
     from umeta.results import write_results
     from umeta.train import is_label_free, resolve_device
 
@@ -179,6 +183,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     settings = parse_settings(args.settings)
     learner = load_learner(args.checkpoint, device)
+    set_transductive_steps(learner, args.transductive_steps)
     cfg = learner.config
     if args.dataset:
         cfg.data.dataset = args.dataset
@@ -190,8 +195,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
     method = cfg.learner.name if not is_label_free(cfg) else f"{cfg.tasks.builder}-{cfg.learner.name}"
     rows = evaluate_fewshot(learner, data, settings, n_tasks=args.episodes, q_query=args.q_query,
                             seed=args.seed, method=method, training=training)
+    for row in rows:
+        row["transductive_steps"] = args.transductive_steps
     wall = time.perf_counter() - start
-    print(f"{'setting':<8} {'accuracy %':>12} {'95% CI':>8}  ({data.name}, {args.episodes} episodes)")
+    rule = f", {args.transductive_steps} transductive steps" if args.transductive_steps else ""
+    print(f"{'setting':<8} {'accuracy %':>12} {'95% CI':>8}  ({data.name}, {args.episodes} "
+          f"episodes{rule})")
     for row in rows:
         print(f"{row['setting']:<8} {row['mean']:>12.2f} {row['ci95']:>8.2f}")
     if args.out:

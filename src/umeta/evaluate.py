@@ -50,6 +50,22 @@ def supported_ways(learner: Learner) -> int | None:
     return getattr(learner, "n_way", None)
 
 
+def set_transductive_steps(learner: Learner, steps: int) -> None:
+    """Refine prototypes with each episode's unlabeled queries for ``steps`` soft k-means steps.
+
+    0 is the inductive rule. Only prototype learners (ProtoNets, PsCo) have the transductive
+    rule; asking another learner for steps > 0 raises `UmetaError`.
+    """
+    if steps < 0:
+        raise UmetaError(f"transductive steps must be 0 or more; got {steps}")
+    if not hasattr(learner, "transductive_steps"):
+        if steps:
+            raise UmetaError(f"{type(learner).__name__} has no transductive evaluation; "
+                             f"use transductive steps 0 (prototype learners only)")
+        return
+    learner.transductive_steps = int(steps)
+
+
 def evaluate_fewshot(learner: Learner, data: ImageSet, settings=DEFAULT_SETTINGS, *,
                      n_tasks: int = 2000, q_query: int = 15, seed: int = 0, batch_size: int = 100,
                      method: str = "umeta", training: str = "supervised") -> list[dict]:
