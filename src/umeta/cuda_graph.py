@@ -12,8 +12,9 @@ The optimizer must be made for capture: ``capturable=True`` and a tensor learnin
 between replays, still takes effect.
 
 A replay computes the same function as the eager step: with TF32 off, losses and weights agree to
-float32 rounding for ProtoNets and for first- and second-order MAML (tests/test_cuda_graph.py,
-run on an H200; its PsCo case was added later and has yet to run on a GPU). With cuDNN's default
+float32 rounding for ProtoNets, for first- and second-order MAML and for PsCo, whose step also
+moves its momentum network and queue in place (tests/test_cuda_graph.py, run on an H200). PsCo
+then trains 2.2x faster than eagerly (benchmarks/results/b1_psco_105000.json). With cuDNN's default
 TF32 convolutions the two may pick other algorithms and round differently, which Adam then
 amplifies over steps.
 """

@@ -22,7 +22,7 @@ from umeta.data.sources import load_part
 from umeta.distributed import World, distributed_session
 from umeta.errors import UmetaError
 from umeta.evaluate import episode_accuracies
-from umeta.learners import LEARNERS, Learner
+from umeta.learners import LEARNERS, Learner, MetaLoss
 from umeta.metrics import mean_ci95
 from umeta.models.backbones import build_backbone
 from umeta.tasks.sampler import EpisodeSampler
@@ -304,7 +304,9 @@ def _train(cfg: TrainConfig, world: World, *, resume: bool, progress: bool,
         if cfg.optim.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(trainable, cfg.optim.grad_clip)
         optimizer.step()
-        return out
+        # detached: no autograd graph outlives its step (one kept alive into a CUDA-graph
+        # capture makes autograd warn about its gradient-accumulation nodes' stream)
+        return MetaLoss(out.loss.detach(), out.accuracy.detach())
 
     step_fn = CapturedStep(train_step, device) if cfg.run.cuda_graph else train_step
     learner.train()
@@ -314,7 +316,7 @@ def _train(cfg: TrainConfig, world: World, *, resume: bool, progress: bool,
         scheduler.step()
         step += 1
         window_steps += 1
-        sums += torch.stack([out.loss.detach().float(), out.accuracy.float()])
+        sums += torch.stack([out.loss.float(), out.accuracy.float()])
         bar.update(1)
 
         if step % cfg.run.log_every == 0 or step == total:
