@@ -21,7 +21,8 @@ export PYTHONUNBUFFERED=1
 rm -f "$OUT/b1_psco_$STEPS.json"
 timeout 580 python benchmarks/b1_fewshot.py --config configs/b1_psco.toml \
   --set run.run_dir="$RUN" --set optim.steps="$STEPS" --set run.time_limit_s="${TIME_LIMIT:-0}" \
-  ${PSCO_SETS---set run.cuda_graph=true} $RESUME --transductive-steps 0,5,10 --out "$OUT/b1_psco_$STEPS.json" || exit
+  ${PSCO_SETS---set run.cuda_graph=true} $RESUME --transductive-steps 0,5,10 \
+  --out "$OUT/b1_psco_$STEPS.json" || exit
 [ -f "$OUT/b1_psco_$STEPS.json" ] || exit 0  # stopped at the time limit: call again
 cp "$RUN/metrics.jsonl" "$OUT/psco_${STEPS}_metrics.jsonl"
 for HEAD in projector predictor backbone; do
