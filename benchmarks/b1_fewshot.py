@@ -88,8 +88,7 @@ def main() -> None:
                                         n_tasks=args.episodes, seed=cfg.run.seed + 12345,
                                         method=method,
                                         training="label-free" if label_free else "supervised"):
-                row.update(test_rotations=rotations, test_classes=test.num_classes,
-                           transductive_steps=steps_t, **extra)
+                row.update(test_rotations=rotations, test_classes=test.num_classes, **extra)
                 rows.append(row)
     eval_wall = time.perf_counter() - eval_start
     rows = annotate({"benchmark": "B1", "results": rows})["results"]

@@ -195,8 +195,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
     method = cfg.learner.name if not is_label_free(cfg) else f"{cfg.tasks.builder}-{cfg.learner.name}"
     rows = evaluate_fewshot(learner, data, settings, n_tasks=args.episodes, q_query=args.q_query,
                             seed=args.seed, method=method, training=training)
-    for row in rows:
-        row["transductive_steps"] = args.transductive_steps
     wall = time.perf_counter() - start
     rule = f", {args.transductive_steps} transductive steps" if args.transductive_steps else ""
     print(f"{'setting':<8} {'accuracy %':>12} {'95% CI':>8}  ({data.name}, {args.episodes} "

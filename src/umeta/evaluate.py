@@ -72,7 +72,8 @@ def evaluate_fewshot(learner: Learner, data: ImageSet, settings=DEFAULT_SETTINGS
     """Accuracy (percent) +- 95% CI over ``n_tasks`` episodes for each (N, K) in ``settings``.
 
     Settings a fixed-head learner cannot do (a 5-way MAML asked for 20-way) raise `UmetaError`.
-    Returns rows in the results format of BENCHMARKS.md.
+    Returns rows in the results format of BENCHMARKS.md; each records the learner's
+    ``transductive_steps`` (0, the inductive rule, for learners without one).
     """
     fixed = supported_ways(learner)
     rows = []
@@ -84,5 +85,6 @@ def evaluate_fewshot(learner: Learner, data: ImageSet, settings=DEFAULT_SETTINGS
         acc = episode_accuracies(learner, sampler, n_tasks, batch_size)
         mean, ci = mean_ci95(acc.numpy() * 100.0)
         rows.append(result_row(method, training, f"{n_way}w{k_shot}s", "accuracy", mean, ci, n_tasks,
-                               q_query=q_query))
+                               q_query=q_query,
+                               transductive_steps=getattr(learner, "transductive_steps", 0)))
     return rows
