@@ -17,13 +17,13 @@ import time
 
 from targets import annotate
 
-from umeta.checkpoint import load_learner
+from umeta.build import is_label_free, load_learner, resolve_device
 from umeta.config import assemble_config
 from umeta.data.sources import load_part
 from umeta.evaluate import evaluate_fewshot, parse_settings, set_transductive_steps
 from umeta.learners.psco import EVAL_HEADS, PsCo
 from umeta.results import write_results
-from umeta.train import is_label_free, resolve_device, train
+from umeta.train import train
 
 
 def main() -> None:

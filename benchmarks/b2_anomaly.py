@@ -36,7 +36,7 @@ from umeta.learners.base import Learner
 from umeta.metrics import auroc, average_precision, mean_ci95
 from umeta.results import result_row, write_results
 from umeta.tasks.sampler import EpisodeSampler
-from umeta.train import is_label_free
+from umeta.build import is_label_free
 
 BASELINES = ("isolation-forest-pixels", "lof-pixels", "knn-pixels")
 

@@ -28,12 +28,12 @@ from sklearn.decomposition import PCA
 from common import add_common_arguments, test_data_and_learners
 from targets import annotate
 
-from umeta.adapt.cluster import cluster_tasks
-from umeta.adapt.finetune import finetuned_features
+from umeta.adapt.finetune import finetuned_embeddings
+from umeta.build import is_label_free
 from umeta.metrics import clustering_scores, mean_ci95
+from umeta.numeric.clustering import cluster_tasks
 from umeta.results import result_row, write_results
 from umeta.tasks.clustering import sample_clustering_tasks
-from umeta.train import is_label_free
 
 METRICS = ("clustering_accuracy", "nmi", "ari")
 
@@ -115,7 +115,7 @@ def main() -> None:
             feats_of, run_wall = {}, {}  # (steps, lr) -> features; lr -> fine-tuning wall time
             for lr in dict.fromkeys(lr for _, lr, _ in variants):
                 t0 = time.perf_counter()
-                found = finetuned_features(learner, images, [v for v, w, _ in variants if w == lr],
+                found = finetuned_embeddings(learner, images, [v for v, w, _ in variants if w == lr],
                                            lr=lr, seed=args.seed)
                 feats_of.update({(v, lr): f for v, f in found.items()})
                 run_wall[lr] = round(time.perf_counter() - t0, 2)

@@ -31,7 +31,7 @@ from torch import Tensor
 from b2_anomaly import describe, print_table, summarise
 from common import add_common_arguments, test_data_and_learners
 
-from umeta.adapt.cluster import kmeans
+from umeta.numeric.clustering import kmeans
 from umeta.adapt.embed import embedding_quality
 from umeta.estimators import MetaEmbedder
 from umeta.metrics import clustering_accuracy

@@ -40,7 +40,7 @@ from umeta.metrics import mean_ci95
 from umeta.models import Conv4
 from umeta.results import device_name, result_row, write_results
 from umeta.tasks import EpisodeSampler
-from umeta.train import resolve_device
+from umeta.build import resolve_device
 
 # the benchmarked cases and their shapes are B3's (run as a script, benchmarks/ is on sys.path)
 from b3_throughput import CASES, IMAGE_SHAPE, INNER_LR, INNER_STEPS, REPO, Case  # noqa: E402

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import argparse
 
-from umeta.checkpoint import load_learner
+from umeta.build import load_learner, resolve_device
 from umeta.config import DataConfig
 from umeta.data.sources import load_part
 from umeta.learners.psco import EMBED_HEADS, PsCo
 from umeta.pretrained import BUILTIN, builtin_checkpoint
-from umeta.train import resolve_device
 
 
 def add_common_arguments(parser: argparse.ArgumentParser, jobs_help: str) -> None:

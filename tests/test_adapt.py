@@ -12,24 +12,13 @@ from sklearn.metrics import silhouette_score
 
 from umeta import UmetaError
 from umeta import metrics as M
-from umeta.adapt import (
-    anomaly_scores,
-    cluster_dataset,
-    cluster_tasks,
-    embed_dataset,
-    embedding_quality,
-    estimate_n_clusters,
-    features,
-    fit_normal,
-    fit_pca,
-    kmeans,
-    kth_neighbour_distance,
-    refine_prototypes,
-    silhouette_scores,
-)
-from umeta.adapt.cluster import _update
+from umeta.adapt import (anomaly_scores, cluster_dataset, embed_dataset, embed_inputs,
+                         embedding_quality, fit_normal)
 from umeta.learners import ProtoNet
 from umeta.models import build_backbone
+from umeta.numeric import (cluster_tasks, estimate_n_clusters, fit_pca, kmeans,
+                           kth_neighbour_distance, refine_prototypes, silhouette_scores)
+from umeta.numeric.clustering import _update
 
 
 @pytest.fixture
@@ -89,7 +78,7 @@ def test_cluster_tasks_batched_blobs_are_perfect_and_match_sklearn():
 def test_cluster_tasks_blocks_equal_one_batch(monkeypatch):
     x, _ = blob_tasks(5, 3, 4, seed=10)
     whole = cluster_tasks(x, 3, n_init=4, seed=0)
-    monkeypatch.setattr("umeta.adapt.cluster._ELEMENT_BUDGET", 1)  # one task per block
+    monkeypatch.setattr("umeta.numeric.clustering._ELEMENT_BUDGET", 1)  # one task per block
     parts = cluster_tasks(x, 3, n_init=4, seed=0)
     torch.testing.assert_close(parts.inertia, whole.inertia)
 
@@ -207,13 +196,13 @@ def test_cluster_rejects_unknown_refinement_and_bad_task_shapes():
         cluster_tasks(torch.full((1, 5, 2), float("nan")), 2)
 
 
-def test_features_respect_a_declared_image_shape_and_warn_on_range(learner):
+def test_embed_inputs_respect_a_declared_image_shape_and_warn_on_range(learner):
     learner.image_shape = (1, 4, 16)  # what a checkpoint may record
     with pytest.raises(UmetaError, match=r"trained on images of shape \(1, 4, 16\)"):
-        features(learner, torch.rand(3, 1, 8, 8))
+        embed_inputs(learner, torch.rand(3, 1, 8, 8))
     del learner.image_shape
     with pytest.warns(UserWarning, match=r"outside \[0, 1\]"):
-        features(learner, 255 * torch.rand(3, 1, 8, 8))
+        embed_inputs(learner, 255 * torch.rand(3, 1, 8, 8))
 
 
 # ----------------------------------------------------------------------------- embed
@@ -262,7 +251,7 @@ def test_embed_with_a_learner_and_quality_report(learner):
 # ----------------------------------------------------------------------------- anomaly
 
 def test_kth_neighbour_distance_matches_loop(monkeypatch):
-    monkeypatch.setattr("umeta.adapt.anomaly._QUERY_CHUNK", 7)
+    monkeypatch.setattr("umeta.numeric.distances.QUERY_CHUNK", 7)
     gen = torch.Generator().manual_seed(0)
     ref = torch.randn(20, 3, generator=gen, dtype=torch.float64)
     ref[5] = ref[4]  # an exact duplicate still counts as a neighbour
@@ -305,7 +294,7 @@ def test_anomaly_input_errors(learner):
     x = torch.rand(5, 1, 8, 8)
     with pytest.raises(UmetaError, match="needs normal examples"):
         anomaly_scores(learner, x, None, method="prototype")
-    with pytest.raises(UmetaError, match="unknown anomaly method 'lof'"):
+    with pytest.raises(UmetaError, match="unknown method 'lof'"):
         anomaly_scores(learner, x, x, method="lof")
     with pytest.raises(UmetaError, match="at least 2"):
         anomaly_scores(learner, x[:1], None)

@@ -143,6 +143,10 @@ def test_cluster_with_label_free_fine_tuning(checkpoint, image_folder, tmp_path)
     (["train", "--learner", "maml", "--set", "run.compile=true", "--steps", "1"],
      "run.compile computes wrong MAML meta-gradients"),
     (["train", "--set", "run.time_limit_s=-1", "--steps", "1"], "run.time_limit_s must be 0"),
+    (["train", "--learner", "maml", "--set", 'learner.options={"inner_stpes": 5}', "--steps", "1"],
+     "learner 'maml' has no option 'inner_stpes'; its options are: anil, chunk_size"),
+    (["train", "--set", "model.options.ceil_mod=true", "--steps", "1"],
+     "backbone 'conv4' has no option 'ceil_mod'; its options are: ceil_mode"),
 ])
 def test_bad_input_is_one_line_and_status_2(args, fragment, tmp_path):
     if args[:3] == ["train", "--device", "cuda"]:
@@ -167,3 +171,23 @@ def test_bad_user_data_is_one_line(checkpoint, image_folder, tmp_path):
     assert_user_error(umeta("cluster", str(image_folder), "--checkpoint", str(checkpoint),
                             "--n-clusters", "3"), "pass --resize")
     assert_user_error(umeta("embed", str(tmp_path / "nothing.npz")), "nothing.npz")
+
+
+@pytest.mark.realdata
+def test_lake_background_evaluation_protocol_trains_and_evaluates(shared_data, tmp_path):
+    """Train on the 30 background alphabets, evaluate on the 20 evaluation alphabets."""
+    env_dir = ["--data-dir", str(shared_data / "omniglot")]
+    run_dir = tmp_path / "run"
+    proc = umeta("train", "--dataset", "omniglot", *env_dir, "--set",
+                 "data.split=background-evaluation", "--steps", "2", "--meta-batch", "2",
+                 "--q-query", "2", "--set", "model.hidden=8", "--run-dir", str(run_dir),
+                 "--device", "cpu", "--no-progress", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    out = tmp_path / "b7.json"
+    proc = umeta("eval", "--checkpoint", str(run_dir / "checkpoints" / "best.safetensors"),
+                 "--settings", "5w1s", "--episodes", "4", "--q-query", "2", "--device", "cpu",
+                 "--out", str(out), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "omniglot/background-evaluation/evaluation" in proc.stdout
+    doc = json.loads(out.read_text())
+    assert doc["split"] == "background-evaluation" and doc["test_classes"] == 659

@@ -161,8 +161,9 @@ def test_learner_estimators_follow_the_sklearn_contract(learner, blobs):
 
 
 @pytest.mark.parametrize("bad, match", [
-    (np.zeros((5, 1, 7, 7)), r"does not fit the model's images of shape \(1, 8, 8\)"),
-    (np.zeros((5, 3, 8, 8)), r"does not fit the model's images"),
+    (np.zeros((5, 1, 7, 7)), r"does not fit the model, which was trained on images of shape "
+                             r"\(1, 8, 8\)"),
+    (np.zeros((5, 3, 8, 8)), r"does not fit the model"),
     (np.full((5, 64), np.nan), "NaN"),
     (np.zeros((1, 64)), "1 sample"),
 ])
@@ -201,9 +202,9 @@ def test_checkpoint_path_is_loaded_lazily(learner, blobs, monkeypatch, tmp_path)
         calls.append((path, device))
         return learner
 
-    fake = types.ModuleType("umeta.checkpoint")
+    fake = types.ModuleType("umeta.build")
     fake.load_learner = load_learner
-    monkeypatch.setitem(sys.modules, "umeta.checkpoint", fake)
+    monkeypatch.setitem(sys.modules, "umeta.build", fake)
     path = tmp_path / "model"
     est = MetaEmbedder(str(path), device="cpu").fit(blobs[0])
     assert calls == [(str(path), torch.device("cpu"))]

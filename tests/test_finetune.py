@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from umeta import UmetaError
-from umeta.adapt import finetune, finetuned_features
+from umeta.adapt import finetune, finetuned_embeddings
 from umeta.adapt.finetune import finetune_path
 from umeta.estimators import MetaClusterer
 from umeta.learners import ProtoNet
@@ -121,9 +121,9 @@ def test_a_path_of_step_counts_equals_separate_runs(learner, images):
         assert_same(got, state(finetune(learner, images, steps=n, lr=1e-2, **FAST)))
 
 
-def test_finetuned_features_equal_a_loop_over_tasks(learner, images):
+def test_finetuned_embeddings_equal_a_loop_over_tasks(learner, images):
     tasks = images.view(2, 12, 1, 16, 16)
-    got = finetuned_features(learner, tasks, [0, 2], lr=1e-2, seed=7, **FAST)
+    got = finetuned_embeddings(learner, tasks, [0, 2], lr=1e-2, seed=7, **FAST)
     assert sorted(got) == [0, 2] and got[2].shape == (2, 12, learner.backbone.out_dim)
     for t in range(2):
         ref = finetune(learner, tasks[t], steps=2, lr=1e-2, seed=7 + t, **FAST).embed(

@@ -64,16 +64,16 @@ def loop_reference(learner: MAML, episode: Episode, steps: int) -> torch.Tensor:
     for t in range(episode.num_tasks):
         sx, sy = episode.support_x[t], episode.support_y[t]
         fast = {n: params[n] for n in learner.adapted_names}
-        support_feats = learner.features(params, sx)
+        support_feats = learner.encode(params, sx)
         for _ in range(steps):
             full = {**params, **fast}
-            feats = support_feats if learner.anil else learner.features(full, sx)
+            feats = support_feats if learner.anil else learner.encode(full, sx)
             loss = F.cross_entropy(learner.head_logits(full, feats), sy)
             grads = torch.autograd.grad(loss, list(fast.values()),
                                         create_graph=not learner.first_order)
             fast = {n: fast[n] - lrs[n] * g for n, g in zip(fast, grads)}
         full = {**params, **fast}
-        logits = learner.head_logits(full, learner.features(full, episode.query_x[t]))
+        logits = learner.head_logits(full, learner.encode(full, episode.query_x[t]))
         losses.append(F.cross_entropy(logits, episode.query_y[t]))
     return torch.stack(losses)
 
@@ -248,7 +248,7 @@ def test_works_under_no_grad():
     fast = {**params, **{n: v[0] for n, v in state.items()}}
     sx, sy = episode.support_x[0], episode.support_y[0]
     with torch.no_grad():
-        before, after = (F.cross_entropy(learner.head_logits(p, learner.features(p, sx)), sy)
+        before, after = (F.cross_entropy(learner.head_logits(p, learner.encode(p, sx)), sy)
                          for p in (params, fast))
     assert after < before - 0.1
 

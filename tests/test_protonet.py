@@ -68,3 +68,31 @@ def test_set_transductive_steps_on_prototype_learners_only():
         set_transductive_steps(maml, 2)
     with pytest.raises(UmetaError, match="must be 0 or more"):
         set_transductive_steps(protonet, -1)
+
+
+def test_forward_is_predict_after_adapt_for_every_learner(tiny_images):
+    """forward = predict(adapt(support, labels, n_way, queries), queries), transductive or not;
+    adapt without the queries is the inductive rule."""
+    from umeta.learners.psco import PsCo
+
+    torch.manual_seed(0)
+    episode = EpisodeSampler(tiny_images, 5, 1, 3, seed=0).sample(2)
+    learners = [
+        ProtoNet(build_backbone("conv4", (1, 16, 16), hidden=8), transductive_steps=3),
+        PsCo(build_backbone("conv4", (1, 16, 16), hidden=8), proj_dim=8, hidden_dim=16,
+             queue_size=32, transductive_steps=3),
+        MAML(build_backbone("conv4", (1, 16, 16), hidden=8, running_stats=False), n_way=5),
+    ]
+    for learner in learners:
+        for training in (True, False):
+            learner.train(training)
+            with torch.no_grad():
+                state = learner.adapt(episode.support_x, episode.support_y, 5, episode.query_x)
+                torch.testing.assert_close(learner(episode), learner.predict(state, episode.query_x))
+                inductive = learner.predict(learner.adapt(episode.support_x, episode.support_y, 5),
+                                            episode.query_x.clone())
+                if hasattr(learner, "transductive_steps") and not training:
+                    assert not torch.allclose(inductive, learner(episode)), type(learner).__name__
+                    learner.transductive_steps = 0
+                    torch.testing.assert_close(inductive, learner(episode))
+                    learner.transductive_steps = 3

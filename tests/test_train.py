@@ -3,11 +3,12 @@ import json
 import pytest
 import torch
 
-from umeta.checkpoint import load_learner, read_checkpoint, save_checkpoint
+import umeta.train
+from umeta.build import load_learner
+from umeta.checkpoint import read_checkpoint, save_checkpoint
 from umeta.config import TrainConfig, load_config
 from umeta.data import ImageSet
 from umeta.errors import UmetaError
-import umeta.train
 from umeta.train import train
 
 
@@ -221,11 +222,74 @@ def test_unknown_train_part_is_a_clear_error(tmp_path, noisy_classes):
         train(cfg, train_data=noisy_classes, progress=False)
 
 
+@pytest.mark.parametrize("section, name, key", [
+    ("learner", "maml", "inner_stpes"), ("learner", "protonet", "transductive_stpes"),
+    ("learner", "psco", "queue_sise"), ("model", "conv4", "ceil_mod"), ("model", "mlp", "dpeth"),
+])
+def test_misspelled_learner_and_backbone_options_are_one_line_errors(tmp_path, section, name, key):
+    cfg = small_config(tmp_path / "run")
+    if section == "learner":
+        cfg.learner.name = name
+        if name == "psco":
+            cfg.tasks.builder = "psco"
+        cfg.learner.options = {key: 5}
+    else:
+        cfg.model.backbone, cfg.model.options = name, {key: True}
+    kind = "learner" if section == "learner" else "backbone"
+    with pytest.raises(UmetaError, match=f"{kind} '{name}' has no option '{key}'; its options are: "):
+        train(cfg, progress=False)
+    assert not (tmp_path / "run").exists()  # refused before anything is loaded or written
+
+
+def test_option_values_of_the_wrong_type_and_run_owned_options_are_errors(tmp_path):
+    cfg = small_config(tmp_path / "run")
+    cfg.learner.name, cfg.learner.options = "maml", {"inner_steps": "five"}
+    with pytest.raises(UmetaError, match="option inner_steps='five' must be an integer"):
+        train(cfg, progress=False)
+    cfg.learner.options = {"n_way": 5}
+    with pytest.raises(UmetaError, match="'n_way' of 'maml' is set by the run itself"):
+        train(cfg, progress=False)
+    cfg.learner.options = {"inner_steps": 2, "first_order": True}
+    cfg.model.options = {"running_stats": True}
+    with pytest.raises(UmetaError, match="'running_stats' of 'conv4' is set by the run itself"):
+        train(cfg, progress=False)
+
+
+def test_spelled_options_reach_the_learner(tmp_path, noisy_classes):
+    cfg = small_config(tmp_path / "run", steps=2)
+    cfg.learner.name, cfg.learner.options = "maml", {"inner_steps": 3, "eval_inner_steps": 4}
+    cfg.tasks.q_query, cfg.run.val_every = 2, 0
+    learner = train(cfg, train_data=noisy_classes, progress=False).learner
+    assert (learner.inner_steps, learner.eval_inner_steps) == (3, 4)
+
+
+def test_background_evaluation_split_trains_on_background_without_validation(
+        tmp_path, noisy_classes, monkeypatch):
+    asked = []
+
+    def fake_load_part(cfg, part, **kwargs):
+        asked.append(part)
+        return noisy_classes
+
+    monkeypatch.setattr(umeta.train, "load_part", fake_load_part)
+    for train_part in ("train", "background"):
+        cfg = small_config(tmp_path / train_part, steps=4)
+        cfg.data.dataset, cfg.data.split, cfg.data.train_part = (
+            "omniglot", "background-evaluation", train_part)
+        result = train(cfg, progress=False)
+        assert result.best_val_accuracy is None  # the split has no validation classes
+    assert asked == ["train", "background"]  # never "val"
+    cfg.data.train_part = "evaluation"
+    with pytest.raises(UmetaError, match="unknown data.train_part 'evaluation'; choose train or "
+                                         "trainval or background"):
+        train(cfg, progress=False)
+
+
 def test_labelled_episodes_take_an_augmentation_and_no_other_option(tmp_path, noisy_classes):
     cfg = small_config(tmp_path / "a", steps=10)
     cfg.tasks.options = {"augment": {"shift": 1}}
     train(cfg, train_data=noisy_classes, val_data=noisy_classes, progress=False)
     cfg = small_config(tmp_path / "b", steps=10)
     cfg.tasks.options = {"encoder": "x"}
-    with pytest.raises(UmetaError, match=r"tasks.options \['encoder'\] are for label-free"):
+    with pytest.raises(UmetaError, match="task builder 'labelled' has no option 'encoder'"):
         train(cfg, train_data=noisy_classes, val_data=noisy_classes, progress=False)

@@ -1,5 +1,7 @@
-"""Checkpoints: one safetensors file holding weights, optimizer and RNG state, with the
+"""Checkpoint files: one safetensors file holding weights, optimizer and RNG state, with the
 resolved config and progress as JSON metadata. Written atomically; loading never unpickles.
+
+File I/O only: `umeta.build.load_learner` turns a checkpoint back into a learner.
 """
 
 from __future__ import annotations
@@ -110,26 +112,3 @@ def optimizer_state(tensors: dict[str, Tensor], meta: dict[str, Any]) -> dict[st
 def rng_states(tensors: dict[str, Tensor]) -> dict[str, Tensor]:
     """Named generator states stored in a checkpoint."""
     return {k[4:]: v.cpu() for k, v in tensors.items() if k.startswith("rng.")}
-
-
-def load_learner(path: str | Path, device: torch.device | str = "cpu"):
-    """Rebuild the meta-trained learner stored in a checkpoint, in eval mode on ``device``.
-
-    Returns
-    -------
-    Learner, with ``learner.config`` set to the run's resolved config (TrainConfig).
-    """
-    from umeta.config import TrainConfig
-    from umeta.train import build_learner
-
-    tensors, meta = read_checkpoint(path, device)
-    config = TrainConfig.from_dict(meta["config"])
-    image_shape = tuple(meta["progress"].get("image_shape", (1, config.data.image_size,
-                                                             config.data.image_size)))
-    learner = build_learner(config, image_shape).to(device)
-    try:
-        learner.load_state_dict(model_state(tensors))
-    except RuntimeError as err:
-        raise UmetaError(f"checkpoint {str(path)!r} does not fit its own config "
-                         f"({str(err).splitlines()[0][:120]})") from None
-    return learner.eval()

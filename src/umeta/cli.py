@@ -172,11 +172,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from umeta.checkpoint import load_learner
+    from umeta.build import is_label_free, load_learner, resolve_device
     from umeta.data.sources import load_part
     from umeta.evaluate import evaluate_fewshot, parse_settings, set_transductive_steps
     from umeta.results import write_results
-    from umeta.train import is_label_free, resolve_device
 
     if args.episodes < 1:
         raise UmetaError(f"--episodes must be at least 1; got {args.episodes}")
@@ -227,15 +226,15 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _user_inputs(args: argparse.Namespace):
-    """The user's data and the learner (or None), checked against each other."""
+    """The user's data (on the CPU) and the learner (or None); the estimators validate the
+    data against the learner."""
+    from umeta.build import load_learner, resolve_device
     from umeta.data.user import load_user_data
-    from umeta.train import resolve_device
 
     device = resolve_device(args.device)
     learner = None
     size = None
     if args.checkpoint:
-        from umeta.checkpoint import load_learner
         from umeta.pretrained import BUILTIN, builtin_checkpoint
 
         path = args.checkpoint
@@ -251,16 +250,7 @@ def _user_inputs(args: argparse.Namespace):
         if data.kind != "images":
             raise UmetaError("--invert is for images; the data are vectors")
         x = 1.0 - x
-    if learner is not None:
-        want = tuple(learner.image_shape)
-        if data.kind != "images" and learner.config.model.backbone != "mlp":
-            raise UmetaError(f"the checkpoint expects images of shape {want}; {args.data!r} holds "
-                             f"vectors of {tuple(x.shape[1:])}")
-        if data.kind == "images" and tuple(x.shape[1:]) != want:
-            raise UmetaError(f"the checkpoint expects images of shape {want} (C, H, W) but "
-                             f"{args.data!r} has {tuple(x.shape[1:])}; pass --resize (and convert "
-                             f"colour images to grayscale) or use a matching checkpoint")
-    return data, x.to(device), learner
+    return data, x, learner
 
 
 def _write_table(path: str, ids: list[str], columns: dict) -> None:
@@ -304,11 +294,6 @@ def cmd_cluster(args: argparse.Namespace) -> int:
     from umeta.estimators import MetaClusterer
 
     data, x, learner = _user_inputs(args)
-    if args.n_clusters is not None and not 1 <= args.n_clusters <= len(x):
-        raise UmetaError(f"--n-clusters {args.n_clusters} must be between 1 and the number of "
-                         f"samples ({len(x)})")
-    if args.finetune_steps and learner is None:
-        raise UmetaError("--finetune-steps fine-tunes a meta-trained model: pass --checkpoint")
     model = MetaClusterer(learner, args.n_clusters, refine=args.refine, normalize=learner is not None,
                           finetune_steps=args.finetune_steps, finetune_lr=args.finetune_lr,
                           random_state=args.seed).fit(x)
@@ -327,9 +312,6 @@ def cmd_embed(args: argparse.Namespace) -> int:
     from umeta.estimators import MetaEmbedder
 
     data, x, learner = _user_inputs(args)
-    if not 1 <= args.dim <= min(len(x), x[0].numel()):
-        raise UmetaError(f"--dim {args.dim} must be between 1 and min(samples, features) = "
-                         f"{min(len(x), x[0].numel())}")
     points = MetaEmbedder(learner, args.dim, normalize=learner is not None).fit_transform(x)
     _write_table(args.out, data.ids, {"e": points})
     quality = embedding_quality(x.flatten(1), points, k=max(1, min(10, (len(x) - 1) // 2)))
@@ -339,26 +321,19 @@ def cmd_embed(args: argparse.Namespace) -> int:
 
 
 def cmd_detect(args: argparse.Namespace) -> int:
-    import numpy as np
+    from umeta.estimators import MetaAnomalyDetector
 
     data, x, learner = _user_inputs(args)
-    if not 0.0 < args.contamination < 0.5:
-        raise UmetaError(f"--contamination must be in (0, 0.5); got {args.contamination}")
+    detector = MetaAnomalyDetector(learner, args.method, contamination=args.contamination,
+                                   normalize=learner is not None, random_state=args.seed)
     if args.normal:
-        from umeta.estimators import MetaAnomalyDetector
-
         normal_args = argparse.Namespace(**{**vars(args), "data": args.normal, "label_column": None})
         _, normal, _ = _user_inputs(normal_args)
-        detector = MetaAnomalyDetector(learner, args.method, contamination=args.contamination,
-                                       normalize=learner is not None, random_state=args.seed)
         scores = -detector.fit(normal).score_samples(x)
         flags = detector.predict(x) == -1
-    else:
-        from umeta.adapt.anomaly import anomaly_scores
-
-        scores = anomaly_scores(learner, x, None, normalize=learner is not None,
-                                seed=args.seed).cpu().numpy()
-        flags = scores > np.quantile(scores, 1.0 - args.contamination)
+    else:  # each sample against the rest of the data
+        scores = -detector.fit(x).training_scores_
+        flags = -scores < detector.offset_
     _write_table(args.out, data.ids, {"score": scores, "anomaly": flags.astype(int)})
     print(f"scored {len(x)} samples of {data.source}: {int(flags.sum())} flagged as anomalies "
           f"(higher score = more anomalous); wrote {args.out}")
@@ -374,13 +349,33 @@ COMMANDS = {"run": cmd_run, "train": cmd_train, "eval": cmd_eval, "cluster": cmd
             "embed": cmd_embed, "detect": cmd_detect}
 
 
+#: The flag of each estimator / tool parameter, for error messages.
+FLAGS = {"n_clusters": "--n-clusters", "n_components": "--dim", "contamination": "--contamination",
+         "refine": "--refine", "finetune_steps": "--finetune-steps", "finetune_lr": "--finetune-lr",
+         "method": "--method"}
+
+
+def _message(err: UmetaError) -> str:
+    """The error's line, naming command-line flags where it names a parameter that has one."""
+    from umeta.adapt.embed import ShapeError
+    from umeta.params import ParamError
+
+    if isinstance(err, ParamError) and err.param in FLAGS:
+        flag = FLAGS[err.param]
+        return err.render(flag, f"{flag} {err.value}")
+    if isinstance(err, ShapeError) and err.expected is not None:
+        return (f"{err}; pass --resize (and convert colour images to grayscale) or use a "
+                f"matching checkpoint")
+    return str(err)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return COMMANDS[args.command](args)
     except UmetaError as err:
-        print(f"umeta {args.command}: error: {err}", file=sys.stderr)
+        print(f"umeta {args.command}: error: {_message(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"umeta {args.command}: interrupted", file=sys.stderr)

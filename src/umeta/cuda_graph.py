@@ -13,9 +13,9 @@ between replays, still takes effect.
 
 A replay computes the same function as the eager step: with TF32 off, losses and weights agree to
 float32 rounding for ProtoNets, for first- and second-order MAML and for PsCo, whose step also
-moves its momentum network and queue in place (tests/test_cuda_graph.py, run on an H200; PsCo
-replayed trained 105,000 steps in 551 s there, eagerly 25,000 in 295 s, b1_psco_105000.json and
-b1_psco_25000_eval_heads.json). With cuDNN's default TF32 convolutions the two may pick other algorithms and round differently, which Adam then
+moves its momentum network and queue in place (tests/test_cuda_graph.py). The measured speed-ups
+are in docs/benchmarks.md (B3 and the PsCo schedules).
+With cuDNN's default TF32 convolutions the two may pick other algorithms and round differently, which Adam then
 amplifies over steps.
 """
 

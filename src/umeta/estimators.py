@@ -1,10 +1,15 @@
 """scikit-learn estimators over a meta-trained model: cluster, embed, detect anomalies.
 
-Each takes ``learner``: a :class:`~umeta.learners.Learner`, the path of a checkpoint, or None to
-use the input features as they are (then the estimators are classical baselines: k-means++,
-PCA, k-NN / prototype distance). Inputs are 2-D arrays (N, D) or image arrays (N, H, W) /
-(N, C, H, W); with a learner they are reshaped to its image shape ``input_shape_`` and uint8
-images are scaled to [0, 1]. Outputs are NumPy arrays.
+Each is a thin scikit-learn face of one adaptation tool: `MetaClusterer` of
+:func:`umeta.adapt.cluster_dataset`, `MetaEmbedder` of :func:`umeta.adapt.embed_dataset`,
+`MetaAnomalyDetector` of :func:`umeta.adapt.fit_normal` / :class:`umeta.adapt.NormalProfile`.
+Parameter limits are declared once, in the tool's module, and checked on entry to ``fit``.
+
+Each takes ``learner``: a :class:`~umeta.learners.Learner`, the path of a checkpoint,
+``"builtin"``, or None to use the input features as they are (then the estimators are classical
+baselines: k-means++, PCA, k-NN / prototype distance). Inputs are 2-D arrays (N, D) or image
+arrays (N, H, W) / (N, C, H, W), NumPy or torch; with a learner they are shaped to its image
+shape ``input_shape_`` and uint8 images are scaled to [0, 1]. Outputs are NumPy arrays.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import copy
 import math
 import os
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -20,21 +26,30 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from torch import Tensor, nn
 
-from umeta.adapt.anomaly import NormalProfile, fit_normal
-from umeta.adapt.cluster import REFINEMENTS, cluster_tasks, estimate_n_clusters, squared_distances
-from umeta.adapt.embed import features, fit_pca
+from umeta.adapt.anomaly import ANOMALY_LIMITS, NormalProfile, fit_normal
+from umeta.adapt.cluster import CLUSTER_DATASET_LIMITS, cluster_dataset
+from umeta.adapt.embed import EMBED_LIMITS, as_images, embed_dataset, embed_inputs
 from umeta.adapt.finetune import check_finetune_args, finetune
 from umeta.errors import UmetaError
+from umeta.numeric.clustering import nearest_center
+from umeta.numeric.pca import PCA
+from umeta.params import ParamError, check_params, renamed_params
 
 
 class _MetaEstimator(BaseEstimator):
-    """Shared input handling: resolve the learner, validate and featurise X."""
+    """Shared input handling: resolve the learner, validate X once, embed it."""
+
+    #: Limits of the constructor arguments, checked on entry to ``fit``.
+    _limits: ClassVar[dict[str, list]] = {}
+
+    def _check_params(self) -> None:
+        check_params(self.get_params(deep=False), self._limits)
 
     def _resolve_learner(self) -> tuple[nn.Module | None, torch.device]:
         if self.learner is None:
             return None, torch.device(self.device or "cpu")
         if isinstance(self.learner, (str, os.PathLike)):
-            from umeta.checkpoint import load_learner
+            from umeta.build import load_learner
             from umeta.pretrained import BUILTIN, builtin_checkpoint
 
             device = torch.device(self.device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -50,83 +65,77 @@ class _MetaEstimator(BaseEstimator):
         return (self.learner if device == current else copy.deepcopy(self.learner).to(device),
                 device)
 
-    def _infer_shape(self, learner: nn.Module, x: np.ndarray) -> tuple[int, int, int]:
-        for shape in (self.input_shape, getattr(learner, "image_shape", None)):
-            if shape is not None:
-                return tuple(int(s) for s in shape)  # type: ignore[return-value]
-        if x.ndim == 4:
-            return x.shape[1:]
-        if x.ndim == 3:
-            return (1, *x.shape[1:])
-        side = math.isqrt(x.shape[1])
-        if side * side != x.shape[1]:
-            raise UmetaError(f"cannot infer the image shape of {x.shape[1]} features; pass "
+    def _infer_shape(self, learner: nn.Module, shape: tuple[int, ...]) -> tuple[int, int, int]:
+        """The learner's image shape: ``input_shape``, the learner's own, or X's (``shape``)."""
+        for known in (self.input_shape, getattr(learner, "image_shape", None)):
+            if known is not None:
+                return tuple(int(s) for s in known)  # type: ignore[return-value]
+        if len(shape) == 4:
+            return tuple(shape[1:])  # type: ignore[return-value]
+        if len(shape) == 3:
+            return (1, *shape[1:])  # type: ignore[return-value]
+        side = math.isqrt(shape[1])
+        if side * side != shape[1]:
+            raise UmetaError(f"cannot infer the image shape of {shape[1]} features; pass "
                              "input_shape=(C, H, W) or give images of shape (N, C, H, W)")
         return (1, side, side)
 
-    def _features(self, X, *, reset: bool, min_samples: int = 1) -> Tensor:
-        """Validated features (N, D) of X; ``reset`` (in fit) also resolves the learner."""
-        return self._featurise(self._inputs(X, reset=reset, min_samples=min_samples),
-                               min_samples)
-
-    def _featurise(self, data: Tensor, min_samples: int = 1) -> Tensor:
-        """Features (N, D) of inputs from :meth:`_inputs`."""
-        return features(self.learner_, data, normalize=self.normalize,
-                        batch_size=self.batch_size, min_samples=min_samples)
-
-    def _inputs(self, X, *, reset: bool, min_samples: int = 1) -> Tensor:
-        """X validated, as a tensor on ``device_``: images (N, C, H, W) with a learner, else
-        (N, D); ``reset`` (in fit) also resolves the learner."""
+    def _inputs(self, X: Any, *, reset: bool, min_samples: int = 1) -> Tensor:
+        """X as a tensor on ``device_``: images of ``input_shape_`` with a learner, else as
+        given; ``reset`` (in fit) also resolves the learner and records ``n_features_in_``."""
         if isinstance(X, Tensor):
-            X = X.detach().cpu().numpy()
-        scale = self.learner is not None and getattr(X, "dtype", None) == np.uint8
-        x = check_array(X, allow_nd=True, dtype=[np.float64, np.float32],
-                        ensure_min_samples=min_samples, input_name="X")
-        if x.ndim > 4:
-            raise UmetaError(f"X must be (N, D), (N, H, W) or (N, C, H, W); got shape {x.shape}")
+            x = X.detach()
+        else:
+            scale = self.learner is not None and getattr(X, "dtype", None) == np.uint8
+            array = check_array(X, allow_nd=True, dtype=[np.float64, np.float32],
+                                ensure_min_samples=min_samples, input_name="X")
+            if array.ndim > 4:
+                raise UmetaError(f"X must be (N, D), (N, H, W) or (N, C, H, W); got shape "
+                                 f"{array.shape}")
+            x = torch.tensor(array / 255.0 if scale else array)
         if reset:
             self.learner_, self.device_ = self._resolve_learner()
             self.input_shape_ = (None if self.learner_ is None
-                                 else self._infer_shape(self.learner_, x))
+                                 else self._infer_shape(self.learner_, tuple(x.shape)))
         if self.learner_ is not None:
-            self._check_image_shape(x)
-        flat = validate_data(self, x.reshape(len(x), -1), reset=reset)
-        if scale:
-            flat = flat / 255.0
-        data = torch.tensor(flat, device=self.device_)
-        if self.learner_ is not None:
-            data = data.view(len(data), *self.input_shape_)
-        return data
+            x = as_images(x, self.input_shape_)
+        if isinstance(X, Tensor):
+            n_features = math.prod(x.shape[1:]) if x.dim() > 1 else 0
+            if reset:
+                self.n_features_in_ = n_features
+            elif n_features != self.n_features_in_:
+                raise UmetaError(f"X has {n_features} features, but {type(self).__name__} is "
+                                 f"expecting {self.n_features_in_} features as input")
+        else:
+            validate_data(self, x.reshape(len(x), -1).numpy(), reset=reset)
+        return x.to(self.device_)
 
-    def _check_image_shape(self, x: np.ndarray) -> None:
-        c, h, w = self.input_shape_
-        fits = (x.ndim == 2 and x.shape[1] == c * h * w) or (
-            x.ndim == 3 and c == 1 and x.shape[1:] == (h, w)) or x.shape[1:] == (c, h, w)
-        if not fits:
-            raise UmetaError(f"X of shape {x.shape} does not fit the model's images of shape "
-                             f"{(c, h, w)}; give (N, {c}, {h}, {w}) images or rows of {c * h * w}")
+    def _embed(self, x: Tensor, min_samples: int = 1) -> Tensor:
+        """The learner's embedding (N, D) of inputs from :meth:`_inputs`."""
+        return embed_inputs(self.learner_, x, normalize=self.normalize, batch_size=self.batch_size,
+                            min_samples=min_samples, input_shape=self.input_shape_)
 
     def _seed(self) -> int:
         return int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
 
 
 class MetaClusterer(ClusterMixin, _MetaEstimator):
-    """k-means++ in the feature space of a meta-trained model.
+    """k-means++ in the embedding space of a meta-trained model (:func:`umeta.adapt.cluster_dataset`).
 
     Parameters
     ----------
     learner : Learner, str, os.PathLike or None, default=None
         A meta-trained model, a checkpoint path, or ``"builtin"`` (a small label-free model
         meta-trained on the built-in glyphs on first use and cached; see `umeta.pretrained`).
-        The meta-trained model or its checkpoint path; None clusters the inputs themselves.
+        None clusters the inputs themselves.
     n_clusters : int or None, default=8
         None estimates it by the silhouette over ``k_range``.
     k_range : (int, int), default=(2, 10)
         Candidates (inclusive) when ``n_clusters`` is None.
     normalize : bool, default=False
-        L2-normalise the features.
+        L2-normalise the embedding.
     refine : {"none", "soft", "balanced"}, default="none"
-        Prototype refinement after k-means (see :func:`umeta.adapt.refine_prototypes`).
+        Prototype refinement after k-means (see :func:`umeta.numeric.refine_prototypes`).
     finetune_steps : int, default=0
         Before clustering, fine-tune a copy of the learner for this many Adam steps of the
         label-free UMTRA objective on X's own images (:func:`umeta.adapt.finetune`); 0 is off.
@@ -149,18 +158,31 @@ class MetaClusterer(ClusterMixin, _MetaEstimator):
     ----------
     labels_ : ndarray of shape (n_samples,)
     cluster_centers_ : ndarray of shape (n_clusters_, n_features_out)
-        In the feature space of the learner.
+        In the embedding space of the learner.
     n_clusters_ : int
     inertia_ : float
     n_iter_ : int
         k-means iterations run.
     learner_ : Learner or None
-        The model whose features were clustered (the fine-tuned copy with ``finetune_steps``).
+        The model whose embedding was clustered (the fine-tuned copy with ``finetune_steps``).
     input_shape_ : (C, H, W) or None
     device_ : torch.device
     n_features_in_ : int
         Values per input sample.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from umeta.estimators import MetaClusterer
+    >>> x = np.r_[np.zeros((5, 2)), np.ones((5, 2))] + 0.01 * np.arange(10)[:, None]
+    >>> MetaClusterer(n_clusters=2).fit(x).labels_.tolist()  # no learner: k-means++ on x
+    [1, 1, 1, 1, 1, 0, 0, 0, 0, 0]
+
+    With a meta-trained model, the same call clusters its embedding of images
+    (``learner=load_learner(path)``, a checkpoint path, or ``"builtin"``).
     """
+
+    _limits = CLUSTER_DATASET_LIMITS  # finetune_steps and finetune_lr: check_finetune_args
 
     def __init__(self, learner=None, n_clusters: int | None = 8, *, k_range=(2, 10),
                  normalize: bool = False, refine: str = "none", finetune_steps: int = 0,
@@ -194,30 +216,26 @@ class MetaClusterer(ClusterMixin, _MetaEstimator):
         -------
         self
         """
-        if self.refine not in REFINEMENTS:
-            raise UmetaError(f"unknown refine {self.refine!r}; choose one of: "
-                             f"{', '.join(REFINEMENTS)}")
+        self._check_params()
         check_finetune_args(self.finetune_steps, self.finetune_lr)
         data = self._inputs(X, reset=True, min_samples=2)
         seed = self._seed()
         if self.finetune_steps:
             if self.learner_ is None:
-                raise UmetaError(f"finetune_steps={self.finetune_steps} fine-tunes a model: pass "
-                                 f"a learner (or a checkpoint), or set finetune_steps=0")
+                raise ParamError("finetune_steps", self.finetune_steps,
+                                 "{param} fine-tunes a meta-trained model: pass a learner (a "
+                                 "checkpoint), or set {param} to 0")
             self.learner_ = finetune(self.learner_, data, steps=self.finetune_steps,
                                      lr=self.finetune_lr, seed=seed)
-        feats = self._featurise(data, min_samples=2)
-        gen = torch.Generator(device=feats.device).manual_seed(seed)
-        k = self.n_clusters
-        if k is None:
-            k = estimate_n_clusters(feats, tuple(self.k_range), n_init=self.n_init,
-                                    max_iter=self.max_iter, seed=gen)
-        result = cluster_tasks(feats[None], k, n_init=self.n_init, max_iter=self.max_iter,
-                               tol=self.tol, refine=self.refine, seed=gen)
-        self.labels_ = result.labels[0].cpu().numpy()
-        self.cluster_centers_ = result.centers[0].cpu().numpy()
-        self.n_clusters_ = int(k)
-        self.inertia_ = float(result.inertia[0])
+        result = cluster_dataset(self.learner_, data, self.n_clusters, k_range=tuple(self.k_range),
+                                 normalize=self.normalize, n_init=self.n_init,
+                                 max_iter=self.max_iter, tol=self.tol, refine=self.refine,
+                                 seed=seed, batch_size=self.batch_size,
+                                 input_shape=self.input_shape_)
+        self.labels_ = result.labels.cpu().numpy()
+        self.cluster_centers_ = result.centers.cpu().numpy()
+        self.n_clusters_ = result.n_clusters
+        self.inertia_ = float(result.inertia)
         self.n_iter_ = result.n_iter
         return self
 
@@ -233,13 +251,14 @@ class MetaClusterer(ClusterMixin, _MetaEstimator):
         ndarray of shape (n_samples,), int64
         """
         check_is_fitted(self)
-        feats = self._features(X, reset=False)
-        centers = torch.as_tensor(self.cluster_centers_, device=feats.device, dtype=feats.dtype)
-        return squared_distances(feats[None], centers[None])[0].argmin(-1).cpu().numpy()
+        feats = self._embed(self._inputs(X, reset=False))
+        return nearest_center(feats, torch.as_tensor(self.cluster_centers_,
+                                                     device=feats.device)).cpu().numpy()
 
 
 class MetaEmbedder(TransformerMixin, _MetaEstimator):
-    """Meta-learned features followed by PCA to ``n_components`` dimensions.
+    """A meta-learned embedding followed by PCA to ``n_components`` dimensions
+    (:func:`umeta.adapt.embed_dataset`).
 
     Parameters
     ----------
@@ -249,7 +268,7 @@ class MetaEmbedder(TransformerMixin, _MetaEstimator):
         None makes this plain (exact, deterministic) PCA.
     n_components : int, default=2
     normalize : bool, default=False
-        L2-normalise the features before PCA.
+        L2-normalise the embedding before PCA.
     input_shape, device, batch_size : see :class:`MetaClusterer`
 
     Attributes
@@ -259,7 +278,17 @@ class MetaEmbedder(TransformerMixin, _MetaEstimator):
     explained_variance_ : ndarray of shape (n_components,)
     explained_variance_ratio_ : ndarray of shape (n_components,)
     learner_, input_shape_, device_, n_features_in_ : see :class:`MetaClusterer`
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from umeta.estimators import MetaEmbedder
+    >>> x = np.random.default_rng(0).normal(size=(20, 5))
+    >>> MetaEmbedder(n_components=2).fit_transform(x).shape  # no learner: PCA of x
+    (20, 2)
     """
+
+    _limits = EMBED_LIMITS
 
     def __init__(self, learner=None, n_components: int = 2, *, normalize: bool = False,
                  input_shape=None, device=None, batch_size: int = 1024) -> None:
@@ -282,13 +311,11 @@ class MetaEmbedder(TransformerMixin, _MetaEstimator):
         -------
         self
         """
-        feats = self._features(X, reset=True, min_samples=2)
-        n, dim = feats.shape
-        if not 1 <= self.n_components <= min(n, dim):
-            raise UmetaError(f"n_components={self.n_components} must be between 1 and "
-                             f"min(n_samples, n_features)={min(n, dim)} (n_samples={n}, "
-                             f"n_features={dim})")
-        pca = fit_pca(feats, self.n_components)
+        self._check_params()
+        data = self._inputs(X, reset=True, min_samples=2)
+        with renamed_params({"d": "n_components"}):
+            pca = embed_dataset(self.learner_, data, self.n_components, normalize=self.normalize,
+                                batch_size=self.batch_size, input_shape=self.input_shape_).pca
         self.components_ = pca.components.cpu().numpy()
         self.mean_ = pca.mean.cpu().numpy()
         self.explained_variance_ = pca.explained_variance.cpu().numpy()
@@ -307,19 +334,22 @@ class MetaEmbedder(TransformerMixin, _MetaEstimator):
         ndarray of shape (n_samples, n_components)
         """
         check_is_fitted(self)
-        feats = self._features(X, reset=False)
-        mean = torch.as_tensor(self.mean_, device=feats.device, dtype=feats.dtype)
-        comps = torch.as_tensor(self.components_, device=feats.device, dtype=feats.dtype)
-        return ((feats - mean) @ comps.T).cpu().numpy()
+        feats = self._embed(self._inputs(X, reset=False))
+        pca = PCA(*(torch.as_tensor(a, device=feats.device, dtype=feats.dtype) for a in (
+            self.mean_, self.components_, self.explained_variance_,
+            self.explained_variance_ratio_)))
+        return pca.transform(feats).cpu().numpy()
 
 
 class MetaAnomalyDetector(OutlierMixin, _MetaEstimator):
-    """Anomaly detection by distance to normal data in a meta-learned feature space.
+    """Anomaly detection by distance to normal data in a meta-learned embedding space
+    (:func:`umeta.adapt.fit_normal`).
 
-    ``fit`` takes normal samples. ``score_samples`` is minus the distance to the
-    ``n_neighbors``-th nearest normal sample (method "knn") or to the nearest normal prototype
-    ("prototype"): the lower, the more abnormal. With "knn", scoring the training samples
-    themselves counts each as its own nearest neighbour; the threshold is set without that.
+    ``fit`` takes normal samples (or the data itself, when no normal samples are known: see
+    ``training_scores_``). ``score_samples`` is minus the distance to the ``n_neighbors``-th
+    nearest normal sample (method "knn") or to the nearest normal prototype ("prototype"): the
+    lower, the more abnormal. With "knn", scoring the training samples themselves counts each as
+    its own nearest neighbour; the threshold is set without that.
 
     Parameters
     ----------
@@ -340,10 +370,24 @@ class MetaAnomalyDetector(OutlierMixin, _MetaEstimator):
     ----------
     offset_ : float
         ``decision_function = score_samples - offset_``; negative means anomaly.
+    training_scores_ : ndarray of shape (n_samples,)
+        ``score_samples`` of the training samples, leave-one-out for "knn": with no normal
+        samples known, fit on the data itself and flag ``training_scores_ < offset_``.
     reference_ : ndarray of shape (n_reference, n_features_out)
-        Normal features ("knn") or prototypes ("prototype").
+        Normal embeddings ("knn") or prototypes ("prototype").
     learner_, input_shape_, device_, n_features_in_ : see :class:`MetaClusterer`
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from umeta.estimators import MetaAnomalyDetector
+    >>> normal = np.random.default_rng(0).normal(size=(50, 3))
+    >>> detector = MetaAnomalyDetector(n_neighbors=3).fit(normal)  # no learner: k-NN on x
+    >>> detector.predict(np.array([[0.0, 0.0, 0.0], [8.0, 8.0, 8.0]])).tolist()
+    [1, -1]
     """
+
+    _limits = ANOMALY_LIMITS
 
     def __init__(self, learner=None, method: str = "knn", n_neighbors: int = 1,
                  n_prototypes: int = 1, contamination: float = 0.1, *, normalize: bool = False,
@@ -365,27 +409,21 @@ class MetaAnomalyDetector(OutlierMixin, _MetaEstimator):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features) or image array
-            Normal samples.
+            Normal samples (or all the data, see ``training_scores_``).
         y : ignored
 
         Returns
         -------
         self
         """
-        if not 0.0 < self.contamination <= 0.5:
-            raise UmetaError(f"contamination={self.contamination} must be in (0, 0.5]")
-        feats = self._features(X, reset=True, min_samples=2)
-        if self.method == "knn" and self.n_neighbors >= len(feats):
-            raise UmetaError(f"n_neighbors={self.n_neighbors} needs more than that many normal "
-                             f"samples; got n_samples={len(feats)}")
-        if self.method == "prototype" and not 1 <= self.n_prototypes <= len(feats):
-            raise UmetaError(f"n_prototypes={self.n_prototypes} must be between 1 and "
-                             f"n_samples={len(feats)}")
+        self._check_params()
+        feats = self._embed(self._inputs(X, reset=True, min_samples=2), min_samples=2)
         profile = fit_normal(feats, self.method, n_neighbors=self.n_neighbors,
                              n_prototypes=self.n_prototypes, seed=self._seed())
-        train_scores = -profile.scores(feats, exclude_self=True).cpu().numpy()
+        self.training_scores_ = -profile.scores(feats, exclude_self=True).cpu().numpy().astype(
+            np.float64)
         self.reference_ = profile.reference.cpu().numpy()
-        self.offset_ = float(np.percentile(train_scores, 100.0 * self.contamination))
+        self.offset_ = float(np.percentile(self.training_scores_, 100.0 * self.contamination))
         return self
 
     def score_samples(self, X) -> np.ndarray:
@@ -400,7 +438,7 @@ class MetaAnomalyDetector(OutlierMixin, _MetaEstimator):
         ndarray of shape (n_samples,), float64
         """
         check_is_fitted(self)
-        feats = self._features(X, reset=False)
+        feats = self._embed(self._inputs(X, reset=False))
         reference = torch.as_tensor(self.reference_, device=feats.device, dtype=feats.dtype)
         profile = NormalProfile(reference, self.method, self.n_neighbors)
         return -profile.scores(feats).cpu().numpy().astype(np.float64)

@@ -11,17 +11,18 @@ from typing import Any
 import numpy as np
 from sklearn.cluster import KMeans
 
-from umeta.adapt.cluster import cluster_tasks
 from umeta.adapt.embed import embed_dataset, embedding_quality
-from umeta.config import TrainConfig
+from umeta.build import resolve_device
 from umeta.data.sources import load_part
 from umeta.errors import UmetaError
 from umeta.learners.base import Learner
 from umeta.metrics import clustering_scores, matched_confusion, mean_ci95
+from umeta.numeric.clustering import cluster_tasks
+from umeta.recipes import main_job_config
 from umeta.report import plot_cluster_grid, plot_confusion, plot_embedding, plot_learning_curve
 from umeta.results import result_row, write_results
 from umeta.tasks.clustering import ClusteringTasks, sample_clustering_tasks
-from umeta.train import resolve_device, train
+from umeta.train import train
 
 METRICS = ("clustering_accuracy", "nmi", "ari")
 
@@ -47,22 +48,6 @@ def score_tasks(truth: np.ndarray, predicted: np.ndarray) -> dict[str, np.ndarra
     out = {k: np.array([s[k] for s in scores]) for k in METRICS}
     out["clustering_accuracy"] *= 100.0
     return out
-
-
-def main_job_config(dataset: str, steps: int, seed: int, device: str, run_dir: Path,
-                    data_dir: str | None) -> TrainConfig:
-    """Label-free UMTRA-style meta-training of ProtoNets, sized to run in minutes on a CPU."""
-    cfg = TrainConfig()
-    cfg.data.dataset, cfg.data.data_dir = dataset, data_dir
-    cfg.model.hidden = 32
-    cfg.learner.name = "protonet"
-    cfg.tasks.builder, cfg.tasks.n_way, cfg.tasks.k_shot, cfg.tasks.q_query = "umtra", 20, 1, 2
-    cfg.optim.steps, cfg.optim.meta_batch, cfg.optim.lr = steps, 4, 2e-3
-    cfg.run.run_dir, cfg.run.seed, cfg.run.device = str(run_dir), seed, device
-    cfg.run.log_every = max(1, steps // 40)
-    cfg.run.checkpoint_every = max(1, steps // 4)
-    cfg.run.channels_last = True  # faster on CPUs and GPUs alike for Conv4
-    return cfg
 
 
 def run_main_job(*, dataset: str = "glyphs", out: str | Path = "umeta-report", steps: int = 800,

@@ -28,7 +28,7 @@ def builtin_checkpoint(cache_dir: str | os.PathLike | None = None, progress: boo
     cache_dir : folder for the model; default ``$UMETA_CACHE``, else ``~/.cache/umeta``.
     progress : show the training progress bar.
     """
-    from umeta.mainjob import main_job_config
+    from umeta.recipes import main_job_config
     from umeta.train import train
 
     root = Path(cache_dir or os.environ.get("UMETA_CACHE") or Path.home() / ".cache" / "umeta")

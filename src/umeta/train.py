@@ -1,4 +1,10 @@
-"""The meta-training loop: tasks -> learner -> Adam, with validation, checkpoints and resume."""
+"""The meta-training loop: tasks -> learner -> Adam, with validation, checkpoints and resume.
+
+Read it top-down: :func:`train` checks the config and opens the (possibly distributed) session;
+:class:`Training` builds what the config describes (`umeta.build`), restores a checkpoint, takes
+steps, logs a window of steps, validates and writes checkpoints; :func:`_run` is the loop that
+calls those pieces in order.
+"""
 
 from __future__ import annotations
 
@@ -13,112 +19,30 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from umeta.build import (build_learner, build_task_source, check_options, check_pairing,
+                         is_label_free, resolve_device)
 from umeta.checkpoint import (model_state, optimizer_state, read_checkpoint, rng_states,
                               save_checkpoint)
 from umeta.config import TrainConfig
 from umeta.cuda_graph import CapturedStep, capturable_adam, tensor_learning_rates
 from umeta.data.imageset import ImageSet
-from umeta.data.sources import load_part
+from umeta.data.sources import has_part, load_part, resolve_part
 from umeta.distributed import World, distributed_session
 from umeta.errors import UmetaError
 from umeta.evaluate import episode_accuracies
-from umeta.learners import LEARNERS, Learner, MetaLoss
+from umeta.learners import LEARNERS, MetaLoss
 from umeta.metrics import mean_ci95
-from umeta.models.backbones import build_backbone
 from umeta.tasks.sampler import EpisodeSampler
 
-#: Learners that vmap over tasks and so need BatchNorm without running statistics.
-VMAPPED_LEARNERS = frozenset({"maml"})
-#: Parts a supervised run may train on (label-free runs always use train + val images).
-TRAIN_PARTS = ("train", "trainval")
-
-
-def resolve_device(name: str) -> torch.device:
-    """``"auto"`` -> CUDA if available else CPU; ``"cuda"`` without a GPU is an error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name not in ("cpu", "cuda") and not name.startswith("cuda:"):
-        raise UmetaError(f"unknown device {name!r}; use auto, cpu or cuda")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UmetaError("--device cuda was asked for but PyTorch sees no CUDA GPU; use --device cpu")
-    return torch.device(name)
-
-
-def is_label_free(cfg: TrainConfig) -> bool:
-    return cfg.tasks.builder != "labelled"
-
-
-def build_learner(cfg: TrainConfig, image_shape: tuple[int, ...]) -> Learner:
-    """The learner of ``cfg`` over a fresh backbone for images of ``image_shape`` (C, H, W)."""
-    factory = LEARNERS.get(cfg.learner.name)
-    try:
-        backbone = build_backbone(cfg.model.backbone, image_shape, hidden=cfg.model.hidden,
-                                  running_stats=cfg.learner.name not in VMAPPED_LEARNERS,
-                                  **cfg.model.options)
-    except TypeError as err:
-        raise UmetaError(f"bad model.options for {cfg.model.backbone!r}: {err}") from None
-    try:
-        learner = factory(backbone=backbone, n_way=cfg.tasks.n_way, **cfg.learner.options)
-    except TypeError as err:
-        raise UmetaError(f"bad learner.options for {cfg.learner.name!r}: {err}") from None
-    learner.image_shape = tuple(image_shape)
-    learner.config = cfg
-    return learner
-
-
-def build_task_source(cfg: TrainConfig, data: ImageSet, device: torch.device):
-    """Labelled episodes, or a label-free builder that is handed the images only."""
-    t = cfg.tasks
-    if t.builder == "labelled":
-        extra = sorted(set(t.options) - {"augment"})
-        if extra:
-            raise UmetaError(f"tasks.options {extra} are for label-free builders; labelled "
-                             f"episodes take only augment (a table of umeta.tasks.Augment fields)")
-        return EpisodeSampler(data, t.n_way, t.k_shot, t.q_query, seed=cfg.run.seed,
-                              augment=t.options.get("augment"))
-    from umeta.tasks.builders import build_task_source as build_label_free
-
-    if (t.builder == "psco") != (cfg.learner.name == "psco"):
-        raise UmetaError(f"tasks.builder {t.builder!r} and learner {cfg.learner.name!r} do not go "
-                         f"together: psco tasks need the psco learner and vice versa")
-    options = dict(t.options)
-    if t.builder == "cactus":
-        options["embeddings"] = encoder_embeddings(options.pop("encoder", None), data, device)
-    return build_label_free(t.builder, data.unlabeled(), n_way=t.n_way, k_shot=t.k_shot,
-                            q_query=t.q_query, seed=cfg.run.seed, **options)
-
-
-def encoder_embeddings(encoder: str | None, data: ImageSet, device: torch.device) -> torch.Tensor:
-    """CACTUs' input: features (N, D) of the training images from a label-free checkpoint."""
-    if not encoder:
-        raise UmetaError("the cactus builder clusters embeddings from an unsupervised encoder: "
-                         "train one label-free first (e.g. --tasks psco --learner psco) and pass "
-                         "--set tasks.options.encoder=RUN_DIR/checkpoints/last.safetensors")
-    from umeta.checkpoint import load_learner
-
-    learner = load_learner(encoder, device)
-    if is_label_free(learner.config) is False:
-        raise UmetaError(f"encoder {encoder!r} was trained with labels; CACTUs must stay label-free: "
-                         f"use a checkpoint of a label-free run")
-    return learner.embed(data.float_images())
-
-
-def make_scheduler(cfg: TrainConfig, optimizer: torch.optim.Optimizer):
-    o = cfg.optim
-    if o.schedule == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(o.steps, 1))
-    if o.schedule == "step":
-        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=o.step_every, gamma=0.5)
-    if o.schedule == "constant":
-        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
-    raise UmetaError(f"unknown optim.schedule {o.schedule!r}; choose cosine, step or constant")
+#: The roles a supervised run may train on (label-free runs always use train + val images).
+TRAIN_ROLES = ("train", "trainval")
 
 
 @dataclass
 class TrainResult:
     """What `train` returns."""
 
-    learner: Learner
+    learner: Any
     run_dir: Path
     steps: int
     best_val_accuracy: float | None
@@ -145,7 +69,25 @@ class RunDir:
             handle.write(json.dumps(record) + "\n")
 
 
-def _validate(cfg: TrainConfig) -> None:
+def make_scheduler(cfg: TrainConfig, optimizer: torch.optim.Optimizer):
+    o = cfg.optim
+    if o.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(o.steps, 1))
+    if o.schedule == "step":
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=o.step_every, gamma=0.5)
+    if o.schedule == "constant":
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
+    raise UmetaError(f"unknown optim.schedule {o.schedule!r}; choose cosine, step or constant")
+
+
+def training_part(cfg: TrainConfig) -> str:
+    """The data part the run trains on: train + val images for label-free runs, else
+    ``data.train_part`` (a role, or the split's own name for it, e.g. ``background``)."""
+    return "trainval" if is_label_free(cfg) else cfg.data.train_part
+
+
+def check_config(cfg: TrainConfig) -> None:
+    """Raise `UmetaError` for a config that cannot train, before anything is written."""
     o, r, t = cfg.optim, cfg.run, cfg.tasks
     for name, value in (("optim.steps", o.steps), ("optim.meta_batch", o.meta_batch)):
         if value < 1:
@@ -159,18 +101,22 @@ def _validate(cfg: TrainConfig) -> None:
         raise UmetaError(f"unknown run.amp {r.amp!r}; choose none or bf16")
     if t.n_way < 2:
         raise UmetaError(f"tasks.n_way must be at least 2; got {t.n_way}")
-    if cfg.data.train_part not in TRAIN_PARTS:
+    allowed = list(TRAIN_ROLES) + [p for p in (resolve_part(cfg.data, r) for r in TRAIN_ROLES)
+                                   if p is not None and p not in TRAIN_ROLES]
+    if cfg.data.train_part not in allowed:
         raise UmetaError(f"unknown data.train_part {cfg.data.train_part!r}; choose "
-                         f"{' or '.join(TRAIN_PARTS)}")
-    if r.compile and cfg.learner.name == "maml":
-        # measured with torch 2.13: the compiled vmapped inner loop gives other losses and
-        # meta-gradients than the eager one (which the tests check against a hand unroll)
-        raise UmetaError("run.compile computes wrong MAML meta-gradients (torch.compile of the "
-                         "vmapped inner loop); set run.compile=false, or run.cuda_graph=true "
-                         "on a GPU for speed")
+                         f"{' or '.join(allowed)}")
+    learner_cls = LEARNERS.get(cfg.learner.name)
+    check_pairing(cfg)
+    check_options(cfg)
+    if r.compile and learner_cls.compile_refusal:
+        raise UmetaError(learner_cls.compile_refusal)
     if r.cuda_graph:
         if r.compile:
             raise UmetaError("run.cuda_graph and run.compile do not go together; choose one")
+        if not learner_cls.graphable:
+            raise UmetaError(f"learner {cfg.learner.name!r} cannot be recorded as a CUDA graph; "
+                             f"set run.cuda_graph=false")
         if resolve_device(r.device).type != "cuda":  # before the run directory is written
             raise UmetaError("run.cuda_graph needs a CUDA device; set run.cuda_graph=false on CPU")
 
@@ -189,184 +135,233 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True,
     Under ``torchrun`` the processes share each step's meta-batch and rank 0 writes the run
     directory (see `umeta.distributed`); other ranks return their last weights.
     """
-    _validate(cfg)
+    check_config(cfg)
     with distributed_session(resolve_device(cfg.run.device)) as world:
-        return _train(cfg, world, resume=resume, progress=progress, train_data=train_data,
-                      val_data=val_data)
+        run = RunDir(cfg.run.run_dir)
+        checkpoint = None
+        if resume:
+            cfg, checkpoint = _resumed_config(cfg, run)
+        elif run.metrics.exists():
+            raise UmetaError(f"run directory {str(run.path)!r} already holds a run; pass --resume "
+                             f"to continue it or choose another --run-dir")
+        training = Training(cfg, world, run, train_data, val_data)
+        if checkpoint is not None:
+            training.restore(checkpoint)
+        elif world.is_main:
+            run.path.mkdir(parents=True, exist_ok=True)
+            run.config.write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+        world.broadcast_module(training.learner)
+        return _run(training, progress)
 
 
-def _train(cfg: TrainConfig, world: World, *, resume: bool, progress: bool,
-           train_data: ImageSet | None, val_data: ImageSet | None) -> TrainResult:
-    run = RunDir(cfg.run.run_dir)
-    device = world.device
-    label_free = is_label_free(cfg)
+def _resumed_config(cfg: TrainConfig, run: RunDir) -> tuple[TrainConfig, tuple]:
+    """The saved config of the run to resume (with the new step count and time limit), and
+    its last checkpoint."""
+    if not run.last.is_file():
+        raise UmetaError(f"--resume: no checkpoint at {run.last}; start the run without --resume")
+    checkpoint = read_checkpoint(run.last)
+    saved = TrainConfig.from_dict(checkpoint[1]["config"])
+    saved.optim.steps = cfg.optim.steps  # a resumed run may be extended
+    saved.run.time_limit_s = cfg.run.time_limit_s  # and given a new time limit
+    return saved, checkpoint
 
-    checkpoint = None
-    if resume:
-        if not run.last.is_file():
-            raise UmetaError(f"--resume: no checkpoint at {run.last}; start the run without --resume")
-        checkpoint = read_checkpoint(run.last)
-        saved = TrainConfig.from_dict(checkpoint[1]["config"])
-        saved.optim.steps = cfg.optim.steps  # a resumed run may be extended
-        saved.run.time_limit_s = cfg.run.time_limit_s  # and given a new time limit
-        cfg = saved
-    elif run.metrics.exists():
-        raise UmetaError(f"run directory {str(run.path)!r} already holds a run; pass --resume to "
-                         f"continue it or choose another --run-dir")
 
-    local_batch = world.local_batch(cfg.optim.meta_batch)
-    torch.manual_seed(cfg.run.seed)
-    part = "trainval" if label_free else cfg.data.train_part
-    if train_data is None:
-        with world.main_first():  # one download into the shared cache
-            train_data = load_part(cfg.data, part)
-    train_data = train_data.to(device)
-    validate_every = cfg.run.val_every
-    if (label_free or part == "trainval") and validate_every:
-        # label-free: validating by labels would leak them into model selection;
-        # trainval: the val classes are trained on, so there is nothing left to validate on
-        validate_every = 0
-    if not world.is_main:
-        validate_every = 0  # rank 0 validates
-    image_shape = train_data.image_shape
-    learner = build_learner(cfg, image_shape).to(device)
-    if cfg.run.channels_last:
-        learner = learner.to(memory_format=torch.channels_last)
-    source = build_task_source(cfg, train_data, device)
-    world.seed_tasks(source, cfg.run.seed)
-    if validate_every and val_data is None:
-        val_data = load_part(cfg.data, "val", rotations=False)
-    trainable = [p for p in learner.parameters() if p.requires_grad]  # not PsCo's momentum copy
-    if cfg.run.cuda_graph and world.size > 1:
-        raise UmetaError("run.cuda_graph is for one process; set run.cuda_graph=false under "
-                         "torchrun")
-    if cfg.run.cuda_graph:
-        optimizer = capturable_adam(trainable, cfg.optim.lr, cfg.optim.weight_decay, device)
-    else:
-        optimizer = torch.optim.Adam(trainable, lr=cfg.optim.lr,
-                                     weight_decay=cfg.optim.weight_decay,
-                                     fused=device.type == "cuda")
-    scheduler = make_scheduler(cfg, optimizer)
-    step, best, history, trained_before = 0, None, [], 0.0
-    if checkpoint is not None:
-        tensors, meta = checkpoint
-        learner.load_state_dict(model_state({k: v.to(device) for k, v in tensors.items()}))
-        optimizer.load_state_dict(optimizer_state(tensors, meta))
+class Training:
+    """Everything one training run holds: data, learner, task source, optimizer, schedule,
+    validation episodes, counters; and the pieces of the loop that act on them."""
+
+    def __init__(self, cfg: TrainConfig, world: World, run: RunDir,
+                 train_data: ImageSet | None, val_data: ImageSet | None) -> None:
+        self.cfg, self.world, self.run = cfg, world, run
+        device = self.device = world.device
+        self.local_batch = world.local_batch(cfg.optim.meta_batch)
+        torch.manual_seed(cfg.run.seed)
+        part = training_part(cfg)
+        if train_data is None:
+            with world.main_first():  # one download into the shared cache
+                train_data = load_part(cfg.data, part)
+        self.train_data = train_data.to(device)
+        self.validate_every = cfg.run.val_every
+        if (is_label_free(cfg) or part == "trainval" or not has_part(cfg.data, "val")) \
+                and self.validate_every:
+            # label-free: validating by labels would leak them into model selection; trainval:
+            # the val classes are trained on; some splits (background-evaluation) have none
+            self.validate_every = 0
+        if not world.is_main:
+            self.validate_every = 0  # rank 0 validates
+        self.image_shape = self.train_data.image_shape
+        learner = build_learner(cfg, self.image_shape).to(device)
+        if cfg.run.channels_last:
+            learner = learner.to(memory_format=torch.channels_last)
+        self.learner = learner
+        self.source = build_task_source(cfg, self.train_data, device)
+        world.seed_tasks(self.source, cfg.run.seed)
+        if self.validate_every and val_data is None:
+            val_data = load_part(cfg.data, "val", rotations=False)
+        self.trainable = learner.trainable_parameters()
+        if cfg.run.cuda_graph and world.size > 1:
+            raise UmetaError("run.cuda_graph is for one process; set run.cuda_graph=false under "
+                             "torchrun")
         if cfg.run.cuda_graph:
-            tensor_learning_rates(optimizer, device)
-        scheduler.load_state_dict(meta["scheduler"])
-        if isinstance(scheduler, torch.optim.lr_scheduler.CosineAnnealingLR):
-            scheduler.T_max = max(cfg.optim.steps, 1)  # the run may have been extended
-        rngs = world.own_rng_states(rng_states(tensors), meta["progress"])
-        source.load_state_dict({k[7:]: v for k, v in rngs.items() if k.startswith("source.")})
-        torch.set_rng_state(rngs["torch"])
-        step, best = meta["progress"]["step"], meta["progress"].get("best_val_accuracy")
-        trained_before = meta["progress"].get("train_s", 0.0)
-    elif world.is_main:
-        run.path.mkdir(parents=True, exist_ok=True)
-        run.config.write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
-    world.broadcast_module(learner)
+            self.optimizer = capturable_adam(self.trainable, cfg.optim.lr, cfg.optim.weight_decay,
+                                             device)
+        else:
+            self.optimizer = torch.optim.Adam(self.trainable, lr=cfg.optim.lr,
+                                              weight_decay=cfg.optim.weight_decay,
+                                              fused=device.type == "cuda")
+        self.scheduler = make_scheduler(cfg, self.optimizer)
+        self.step, self.best, self.history, self.trained_before = 0, None, [], 0.0
+        self.val_sampler = None
+        if self.validate_every:
+            self.val_sampler = EpisodeSampler(val_data.to(device), cfg.tasks.n_way,
+                                              cfg.tasks.k_shot, cfg.tasks.q_query,
+                                              seed=cfg.run.seed + 1)
+            self.val_state = self.val_sampler.state_dict()
+        self.autocast = (torch.autocast(device.type, dtype=torch.bfloat16)
+                         if cfg.run.amp == "bf16" else contextlib.nullcontext())
+        self.meta_loss = (torch.compile(learner.meta_loss) if cfg.run.compile
+                          else learner.meta_loss)
+        self.step_fn = (CapturedStep(self.train_step, device) if cfg.run.cuda_graph
+                        else self.train_step)
+        self.start_time = time.perf_counter()
 
-    def rng_now() -> dict[str, torch.Tensor]:
+    # ---- restore / checkpoint -----------------------------------------------------------------
+
+    def restore(self, checkpoint: tuple) -> None:
+        """Continue from a checkpoint: weights, optimizer, schedule, generators, counters."""
+        tensors, meta = checkpoint
+        cfg, device = self.cfg, self.device
+        self.learner.load_state_dict(model_state({k: v.to(device) for k, v in tensors.items()}))
+        self.optimizer.load_state_dict(optimizer_state(tensors, meta))
+        if cfg.run.cuda_graph:
+            tensor_learning_rates(self.optimizer, device)
+        self.scheduler.load_state_dict(meta["scheduler"])
+        if isinstance(self.scheduler, torch.optim.lr_scheduler.CosineAnnealingLR):
+            self.scheduler.T_max = max(cfg.optim.steps, 1)  # the run may have been extended
+        rngs = self.world.own_rng_states(rng_states(tensors), meta["progress"])
+        self.source.load_state_dict({k[7:]: v for k, v in rngs.items() if k.startswith("source.")})
+        torch.set_rng_state(rngs["torch"])
+        self.step = meta["progress"]["step"]
+        self.best = meta["progress"].get("best_val_accuracy")
+        self.trained_before = meta["progress"].get("train_s", 0.0)
+
+    def rng_now(self) -> dict[str, torch.Tensor]:
+        """This process's generator states: the global one and the task source's."""
         rng = {"torch": torch.get_rng_state()}
-        rng.update({f"source.{k}": v for k, v in source.state_dict().items()})
+        rng.update({f"source.{k}": v for k, v in self.source.state_dict().items()})
         return rng
 
-    def save(path: Path, rng: dict[str, torch.Tensor]) -> None:
-        save_checkpoint(path, model=learner, config=cfg.to_dict(), optimizer=optimizer,
-                        scheduler=scheduler, rng=rng,
-                        progress={"step": step, "best_val_accuracy": best,
-                                  "train_s": trained_before + time.perf_counter() - start_time,
-                                  "image_shape": list(image_shape), "data": train_data.name,
-                                  "world_size": world.size})
+    def save(self, path: Path, rng: dict[str, torch.Tensor]) -> None:
+        save_checkpoint(path, model=self.learner, config=self.cfg.to_dict(),
+                        optimizer=self.optimizer, scheduler=self.scheduler, rng=rng,
+                        progress={"step": self.step, "best_val_accuracy": self.best,
+                                  "train_s": self.trained_before + self.elapsed(),
+                                  "image_shape": list(self.image_shape),
+                                  "data": self.train_data.name, "world_size": self.world.size})
 
-    val_sampler = None
-    if validate_every:
-        val_sampler = EpisodeSampler(val_data.to(device), cfg.tasks.n_way, cfg.tasks.k_shot,
-                                     cfg.tasks.q_query, seed=cfg.run.seed + 1)
-        val_state = val_sampler.state_dict()
+    def checkpoint(self) -> None:
+        """Write ``last.safetensors`` with every rank's generator states (to resume exactly)."""
+        rng = self.world.gather_rng_states(self.rng_now())
+        if self.world.is_main:
+            self.save(self.run.last, rng)
 
-    autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if cfg.run.amp == "bf16"
-                else contextlib.nullcontext())
-    total = cfg.optim.steps
-    bar = tqdm(total=total, initial=step, disable=not (progress and world.is_main),
-               desc="meta-train", unit="step", dynamic_ncols=True)
-    sums = torch.zeros(2, device=device)
-    window_start, window_steps, start_time = time.perf_counter(), 0, time.perf_counter()
-    meta_loss = torch.compile(learner.meta_loss) if cfg.run.compile else learner.meta_loss
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start_time
 
-    def train_step(batch):
-        with autocast:
-            out = meta_loss(batch)
-        optimizer.zero_grad(set_to_none=True)
+    # ---- one step, a log window, validation ----------------------------------------------------
+
+    def train_step(self, batch: Any) -> MetaLoss:
+        """Forward, backward, gradient all-reduce and clipping, optimizer step (graphable)."""
+        with self.autocast:
+            out = self.meta_loss(batch)
+        self.optimizer.zero_grad(set_to_none=True)
         out.loss.backward()
-        world.average_gradients(trainable)
-        if cfg.optim.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(trainable, cfg.optim.grad_clip)
-        optimizer.step()
+        self.world.average_gradients(self.trainable)
+        if self.cfg.optim.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.trainable, self.cfg.optim.grad_clip)
+        self.optimizer.step()
         # detached: no autograd graph outlives its step (one kept alive into a CUDA-graph
         # capture makes autograd warn about its gradient-accumulation nodes' stream)
         return MetaLoss(out.loss.detach(), out.accuracy.detach())
 
-    step_fn = CapturedStep(train_step, device) if cfg.run.cuda_graph else train_step
-    learner.train()
+    def log_window(self, sums: torch.Tensor, window_steps: int, window_s: float) -> dict:
+        """Log the mean loss and accuracy of the last ``window_steps`` steps (one host sync);
+        returns the record, with ``out_of_time`` set once ``run.time_limit_s`` has passed."""
+        trained = sums.new_tensor([self.elapsed()])
+        loss, acc, trained_s = self.world.mean(torch.cat([sums / window_steps, trained])).tolist()
+        if not math.isfinite(loss):
+            raise UmetaError(f"training diverged at step {self.step} (loss {loss}); lower optim.lr "
+                             f"or set optim.grad_clip")
+        record = {"step": self.step, "loss": loss, "accuracy": acc,
+                  "tasks_per_s": window_steps * self.cfg.optim.meta_batch / window_s,
+                  "lr": float(self.scheduler.get_last_lr()[0])}
+        if self.world.is_main:
+            self.run.log(record)
+        self.history.append(record)
+        # the ranks' mean training time decides the time limit, so that all ranks stop together
+        return {**record, "out_of_time": 0 < self.cfg.run.time_limit_s <= trained_s}
+
+    def validate(self) -> None:
+        """Accuracy on the same validation episodes every time; keep the best weights."""
+        self.val_sampler.load_state_dict(self.val_state)
+        accs = episode_accuracies(self.learner, self.val_sampler, self.cfg.run.val_tasks)
+        mean, ci = mean_ci95(accs.numpy() * 100)
+        record = {"step": self.step, "val_accuracy": mean, "val_ci95": ci}
+        self.run.log(record)
+        self.history.append(record)
+        if self.best is None or mean > self.best:
+            self.best = mean
+            self.save(self.run.best, self.rng_now())
+
+    def finish(self) -> TrainResult:
+        """The result: the best validated weights, else the last ones (saved as best)."""
+        if self.world.is_main and (not self.run.best.exists() or self.val_sampler is None):
+            self.save(self.run.best, self.rng_now())  # label-free or unvalidated: the last weights
+        elif self.val_sampler is not None:
+            tensors, _ = read_checkpoint(self.run.best, self.device)
+            self.learner.load_state_dict(model_state(tensors))
+        self.learner.eval()
+        wall = self.elapsed()
+        return TrainResult(self.learner, self.run.path, self.step, self.best, wall, self.history,
+                           finished=self.step >= self.cfg.optim.steps,
+                           total_train_s=self.trained_before + wall)
+
+
+def _run(t: Training, progress: bool) -> TrainResult:
+    """The loop: steps, with a log window every ``log_every``, validation every ``val_every``
+    and a checkpoint every ``checkpoint_every`` steps (and at the end, or out of time)."""
+    cfg = t.cfg
+    total = cfg.optim.steps
+    bar = tqdm(total=total, initial=t.step, disable=not (progress and t.world.is_main),
+               desc="meta-train", unit="step", dynamic_ncols=True)
+    sums = torch.zeros(2, device=t.device)
+    window_start, window_steps = time.perf_counter(), 0
+    t.start_time = time.perf_counter()
+    t.learner.train()
     out_of_time = False
-    while step < total:
-        out = step_fn(source.sample(local_batch))
-        scheduler.step()
-        step += 1
+    while t.step < total:
+        out = t.step_fn(t.source.sample(t.local_batch))
+        t.scheduler.step()
+        t.step += 1
         window_steps += 1
         sums += torch.stack([out.loss.float(), out.accuracy.float()])
         bar.update(1)
-
-        if step % cfg.run.log_every == 0 or step == total:
-            # one host sync per window; the ranks' mean training time decides the time limit
-            trained = sums.new_tensor([time.perf_counter() - start_time])
-            loss, acc, trained_s = world.mean(torch.cat([sums / window_steps, trained])).tolist()
-            out_of_time = 0 < cfg.run.time_limit_s <= trained_s
-            if not math.isfinite(loss):
-                raise UmetaError(f"training diverged at step {step} (loss {loss}); lower optim.lr "
-                                 f"or set optim.grad_clip")
-            elapsed = time.perf_counter() - window_start
-            record = {"step": step, "loss": loss, "accuracy": acc,
-                      "tasks_per_s": window_steps * cfg.optim.meta_batch / elapsed,
-                      "lr": float(scheduler.get_last_lr()[0])}
-            if world.is_main:
-                run.log(record)
-            history.append(record)
-            bar.set_postfix(loss=f"{loss:.3f}", acc=f"{acc:.3f}",
+        if t.step % cfg.run.log_every == 0 or t.step == total:
+            record = t.log_window(sums, window_steps, time.perf_counter() - window_start)
+            out_of_time = record["out_of_time"]
+            bar.set_postfix(loss=f"{record['loss']:.3f}", acc=f"{record['accuracy']:.3f}",
                             tasks_s=f"{record['tasks_per_s']:.0f}")
             sums.zero_()
             window_start, window_steps = time.perf_counter(), 0
-
-        if val_sampler is not None and (step % validate_every == 0 or step == total):
-            val_sampler.load_state_dict(val_state)  # the same validation episodes every time
-            accs = episode_accuracies(learner, val_sampler, cfg.run.val_tasks)
-            mean, ci = mean_ci95(accs.numpy() * 100)
-            record = {"step": step, "val_accuracy": mean, "val_ci95": ci}
-            run.log(record)
-            history.append(record)
-            if best is None or mean > best:
-                best = mean
-                save(run.best, rng_now())
+        if t.val_sampler is not None and (t.step % t.validate_every == 0 or t.step == total):
+            t.validate()
             window_start = time.perf_counter()
-        if step % cfg.run.checkpoint_every == 0 or step == total or out_of_time:
-            rng = world.gather_rng_states(rng_now())  # every rank's, to resume exactly
-            if world.is_main:
-                save(run.last, rng)
+        if t.step % cfg.run.checkpoint_every == 0 or t.step == total or out_of_time:
+            t.checkpoint()
         if out_of_time:
             break
     bar.close()
-    if world.is_main and (not run.best.exists() or val_sampler is None):
-        save(run.best, rng_now())  # label-free or unvalidated: the last weights are the result
-    elif val_sampler is not None:
-        tensors, _ = read_checkpoint(run.best, device)
-        learner.load_state_dict(model_state(tensors))
-    learner.eval()
-    wall = time.perf_counter() - start_time
-    return TrainResult(learner, run.path, step, best, wall, history, finished=step >= total,
-                       total_train_s=trained_before + wall)
+    return t.finish()
 
 
-__all__ = ["TrainResult", "build_learner", "build_task_source", "resolve_device", "train",
-           "is_label_free"]
+__all__ = ["TrainResult", "Training", "check_config", "train"]

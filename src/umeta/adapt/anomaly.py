@@ -13,45 +13,22 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from umeta.adapt.cluster import kmeans
-from umeta.adapt.embed import features
+from umeta.adapt.embed import EMBED_LIMITS, embed_inputs
 from umeta.errors import UmetaError
 from umeta.learners.base import Learner
+from umeta.numeric.clustering import kmeans
+from umeta.numeric.distances import kth_neighbour_distance
+from umeta.params import Interval, OneOf, ParamError, check_params
 
 METHODS = ("knn", "prototype")
-_QUERY_CHUNK = 4096
-
-
-def kth_neighbour_distance(queries: Tensor, reference: Tensor, k: int, *,
-                           exclude_self: bool = False) -> Tensor:
-    """Euclidean distance from each query to its ``k``-th nearest reference point.
-
-    Parameters
-    ----------
-    queries : Tensor of shape (N, D)
-    reference : Tensor of shape (R, D)
-    k : int
-        ``1 <= k <= R`` (``k < R`` with ``exclude_self``).
-    exclude_self : bool
-        ``queries`` are ``reference`` itself: skip each point's own row (by index, so exact
-        duplicates still count as neighbours).
-
-    Returns
-    -------
-    Tensor of shape (N,)
-    """
-    available = len(reference) - int(exclude_self)
-    if not 1 <= k <= available:
-        raise UmetaError(f"n_neighbors={k} needs {k} reference samples besides the query; there "
-                         f"are {available}: use n_neighbors <= {max(available, 1)} or more data")
-    out = []
-    for start in range(0, len(queries), _QUERY_CHUNK):
-        d = torch.cdist(queries[start:start + _QUERY_CHUNK], reference)
-        if exclude_self:
-            rows = torch.arange(len(d), device=d.device)
-            d[rows, rows + start] = torch.inf
-        out.append(d.topk(k, dim=1, largest=False).values[:, -1])
-    return torch.cat(out)
+#: Limits of the anomaly-scoring parameters (checked here and by `MetaAnomalyDetector`).
+ANOMALY_LIMITS = {
+    **EMBED_LIMITS,
+    "method": [OneOf(*METHODS)],
+    "n_neighbors": [Interval(int, 1, None)],
+    "n_prototypes": [Interval(int, 1, None)],
+    "contamination": [Interval(float, 0, 0.5, closed="right")],
+}
 
 
 @dataclass
@@ -96,13 +73,17 @@ def fit_normal(normal_feats: Tensor, method: str = "knn", *, n_neighbors: int = 
     seed : int or torch.Generator
         For the k-means of "prototype".
     """
-    if method not in METHODS:
-        raise UmetaError(f"unknown anomaly method {method!r}; choose one of: {', '.join(METHODS)}")
+    check_params({"method": method, "n_neighbors": n_neighbors, "n_prototypes": n_prototypes},
+                 ANOMALY_LIMITS)
     if method == "knn":
-        if not 1 <= n_neighbors <= len(normal_feats):
-            raise UmetaError(f"n_neighbors={n_neighbors} needs at least that many normal samples; "
-                             f"got {len(normal_feats)}")
+        if n_neighbors > len(normal_feats):
+            raise ParamError("n_neighbors", n_neighbors, f"{{setting}} needs at least that many "
+                                                         f"normal samples; got {len(normal_feats)}")
         return NormalProfile(normal_feats, method, n_neighbors)
+    if n_prototypes > len(normal_feats):
+        raise ParamError("n_prototypes", n_prototypes, f"{{setting}} must be between 1 and the "
+                                                       f"number of normal samples, "
+                                                       f"{len(normal_feats)}")
     if n_prototypes == 1:
         return NormalProfile(normal_feats.mean(0, keepdim=True), method)
     return NormalProfile(kmeans(normal_feats[None], n_prototypes, seed=seed).centers[0], method)
@@ -134,16 +115,17 @@ def anomaly_scores(learner: Learner | None, x: Tensor | np.ndarray,
     -------
     Tensor of shape (N,)
     """
-    if method not in METHODS:
-        raise UmetaError(f"unknown anomaly method {method!r}; choose one of: {', '.join(METHODS)}")
+    check_params({"method": method, "n_neighbors": n_neighbors, "n_prototypes": n_prototypes,
+                  "normalize": normalize, "batch_size": batch_size}, ANOMALY_LIMITS)
     if normal is None:
         if method != "knn":
             raise UmetaError("method='prototype' needs normal examples; pass normal=... or use "
                              "method='knn'")
-        feats = features(learner, x, normalize=normalize, batch_size=batch_size, min_samples=2)
-        return kth_neighbour_distance(feats, feats, n_neighbors, exclude_self=True)
-    feats = features(learner, x, normalize=normalize, batch_size=batch_size)
-    normal_feats = features(learner, normal, normalize=normalize, batch_size=batch_size)
+        feats = embed_inputs(learner, x, normalize=normalize, batch_size=batch_size,
+                             min_samples=2)
+        return fit_normal(feats, "knn", n_neighbors=n_neighbors).scores(feats, exclude_self=True)
+    feats = embed_inputs(learner, x, normalize=normalize, batch_size=batch_size)
+    normal_feats = embed_inputs(learner, normal, normalize=normalize, batch_size=batch_size)
     if normal_feats.shape[1:] != feats.shape[1:]:
         raise UmetaError(f"normal samples give features of shape {tuple(normal_feats.shape[1:])} "
                          f"but x gives {tuple(feats.shape[1:])}; give both in the same format")

@@ -1,346 +1,34 @@
-"""Clustering new data in a meta-learned feature space: batched k-means++ on the device.
+"""Clustering one new, unlabeled data set in a meta-learned embedding space.
 
-:func:`kmeans` runs many tasks and many restarts at once (one tensor program, a seeded
-``torch.Generator``); :func:`cluster_tasks` adds L2-normalisation and prototype refinement for a
-batch of tasks; :func:`cluster_dataset` embeds one data set with a learner and clusters it, with
-the number of clusters given or estimated by the silhouette.
+The numeric work (batched k-means++, prototype refinement, the silhouette estimate of k) is in
+`umeta.numeric.clustering`; this module embeds the data with a learner and clusters it.
+`MetaClusterer` is the scikit-learn face of :func:`cluster_dataset`.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, replace
-
 import numpy as np
-import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-from umeta.adapt.embed import features
-from umeta.errors import UmetaError
+from umeta.adapt.embed import EMBED_LIMITS, embed_inputs
 from umeta.learners.base import Learner
-from umeta.tasks.sampler import seeded_generator
+from umeta.numeric.clustering import (CLUSTERING_LIMITS, Clustering, check_cluster_count,
+                                      cluster_tasks, estimate_n_clusters)
+from umeta.numeric.random import seeded_generator
+from umeta.params import check_params
 
-REFINEMENTS = ("none", "soft", "balanced")
-_ELEMENT_BUDGET = 1 << 25  # largest (tasks x points x restarts x clusters) block at once
-
-
-@dataclass
-class Clustering:
-    """Cluster assignments of a batch of tasks (or of one data set, without the task axis).
-
-    Attributes
-    ----------
-    labels : Tensor of shape (T, M) or (N,), int64 in ``0 .. k - 1``
-    centers : Tensor of shape (T, k, D) or (k, D)
-    inertia : Tensor of shape (T,) or ()
-        Sum of squared distances of the points to their assigned centre.
-    n_iter : int
-        Lloyd iterations run (all tasks and restarts of a batch iterate together).
-    """
-
-    labels: Tensor
-    centers: Tensor
-    inertia: Tensor
-    n_iter: int = 0
-
-    @property
-    def n_clusters(self) -> int:
-        return int(self.centers.shape[-2])
-
-
-def _generator(seed: int | torch.Generator, device: torch.device) -> torch.Generator:
-    return seed if isinstance(seed, torch.Generator) else seeded_generator(seed, device)
-
-
-def squared_distances(x: Tensor, centers: Tensor) -> Tensor:
-    """Squared Euclidean distances, (T, M, D) x (T, P, D) -> (T, M, P), clamped at 0."""
-    return (x.pow(2).sum(-1, keepdim=True) - 2 * x @ centers.transpose(1, 2)
-            + centers.pow(2).sum(-1)[:, None, :]).clamp_min(0.0)
-
-
-def _take(x: Tensor, index: Tensor) -> Tensor:
-    """Rows of each task, (T, M, D) and index (T, *S) -> (T, *S, D)."""
-    t, shape = index.shape[0], index.shape[1:]
-    flat = index.reshape(t, -1, 1).expand(-1, -1, x.shape[-1])
-    return x.gather(1, flat).view(t, *shape, x.shape[-1])
-
-
-def _kmeans_plus_plus(x: Tensor, k: int, n_init: int, gen: torch.Generator) -> Tensor:
-    """Greedy k-means++ seeding (2 + log k candidates per step), centres (T, R, k, D)."""
-    t, m, _ = x.shape
-    trials = 2 + int(math.log(k))
-    chosen = torch.randint(m, (t, n_init), generator=gen, device=x.device)
-    closest = squared_distances(x, _take(x, chosen)).transpose(1, 2)  # (T, R, M)
-    picks = [chosen]
-    for _ in range(1, k):
-        weights = closest.reshape(t * n_init, m)
-        weights = torch.where(weights.sum(1, keepdim=True) > 0, weights, torch.ones_like(weights))
-        cand = torch.multinomial(weights, trials, replacement=True, generator=gen)
-        cand = cand.view(t, n_init * trials)
-        d_cand = squared_distances(x, _take(x, cand)).transpose(1, 2)  # (T, R * L, M)
-        d_new = torch.minimum(closest[:, :, None, :], d_cand.view(t, n_init, trials, m))
-        best = d_new.sum(-1).argmin(-1)  # (T, R)
-        closest = d_new.gather(2, best[:, :, None, None].expand(-1, -1, 1, m)).squeeze(2)
-        picks.append(cand.view(t, n_init, trials).gather(2, best[..., None]).squeeze(2))
-    return _take(x, torch.stack(picks, -1))  # (T, R, k, D)
-
-
-def _assign(x: Tensor, centers: Tensor) -> tuple[Tensor, Tensor]:
-    """Nearest centre and its squared distance, for centres (T, R, k, D) -> (T, M, R) each."""
-    t, r, k, d = centers.shape
-    d2 = squared_distances(x, centers.reshape(t, r * k, d)).view(t, -1, r, k)
-    best, labels = d2.min(-1)
-    return labels, best
-
-
-def _update(x: Tensor, labels: Tensor, best: Tensor, old: Tensor) -> Tensor:
-    """Cluster means (T, R, k, D); an empty cluster moves to a point far from its centre."""
-    t, r, k, d = old.shape
-    one_hot = F.one_hot(labels, k).to(x.dtype)  # (T, M, R, k)
-    sums = one_hot.flatten(2).transpose(1, 2) @ x  # (T, R * k, D)
-    counts = one_hot.sum(1)  # (T, R, k)
-    means = sums.view(t, r, k, d) / counts.clamp_min(1)[..., None]
-    empty = counts == 0
-    far = best.transpose(1, 2).topk(k, dim=-1).indices  # (T, R, k), farthest points first
-    rank = (empty.long().cumsum(-1) - 1).clamp_min(0)
-    moved = _take(x, far.gather(-1, rank).view(t, r * k)).view(t, r, k, d)
-    return torch.where(empty[..., None], moved, means)
-
-
-def kmeans(x: Tensor, k: int, *, n_init: int = 10, max_iter: int = 100, tol: float = 1e-4,
-           seed: int | torch.Generator = 0) -> Clustering:
-    """k-means (greedy k-means++ seeding, Lloyd iterations) for a batch of tasks at once.
-
-    All tasks and all ``n_init`` restarts run as one batched tensor program on ``x.device``;
-    each task keeps its restart of lowest inertia.
-
-    Parameters
-    ----------
-    x : Tensor of shape (T, M, D)
-        T tasks of M points each.
-    k : int
-        Clusters per task, ``1 <= k <= M``.
-    n_init : int
-        Restarts per task.
-    max_iter : int
-        Most Lloyd iterations.
-    tol : float
-        Stop when every restart moved its centres by at most ``tol`` times the mean feature
-        variance of its task (squared Frobenius norm), as scikit-learn does.
-    seed : int or torch.Generator
-        A generator on ``x.device``, or the seed of a new one.
-
-    Returns
-    -------
-    Clustering with labels (T, M), centers (T, k, D), inertia (T,)
-    """
-    if x.dim() != 3 or x.shape[1] == 0 or x.shape[2] == 0:
-        raise UmetaError(f"kmeans expects features of shape (tasks, points, dims); "
-                         f"got {tuple(x.shape)}")
-    if not 1 <= k <= x.shape[1]:
-        raise UmetaError(f"cannot make n_clusters={k} clusters of {x.shape[1]} samples; "
-                         f"choose 1 <= n_clusters <= {x.shape[1]}")
-    if n_init < 1 or max_iter < 1:
-        raise UmetaError(f"n_init={n_init} and max_iter={max_iter} must both be >= 1")
-    x = x if x.is_floating_point() else x.float()
-    gen = _generator(seed, x.device)
-    centers = _kmeans_plus_plus(x, k, n_init, gen)
-    threshold = tol * x.var(1, unbiased=False).mean(-1)[:, None]  # (T, 1)
-    for n_iter in range(1, max_iter + 1):
-        labels, best = _assign(x, centers)
-        new = _update(x, labels, best, centers)
-        shift = (new - centers).pow(2).sum((-1, -2))  # (T, R)
-        centers = new
-        if bool((shift <= threshold).all()):
-            break
-    labels, best = _assign(x, centers)
-    inertia = best.sum(1)  # (T, R)
-    pick = inertia.argmin(-1)  # (T,)
-    t, m = x.shape[:2]
-    return Clustering(
-        labels.gather(2, pick[:, None, None].expand(-1, m, 1)).squeeze(2),
-        centers[torch.arange(t, device=x.device), pick],
-        inertia.gather(1, pick[:, None]).squeeze(1),
-        n_iter,
-    )
-
-
-def _soft_weights(x: Tensor, centers: Tensor, temperature: float, balanced: bool,
-                  sinkhorn_iters: int) -> tuple[Tensor, Tensor]:
-    """Soft assignment weights (T, M, k), rows summing to 1, and the squared distances."""
-    d2 = squared_distances(x, centers)  # (T, M, k)
-    scale = d2.mean((1, 2)).clamp_min(1e-12)[:, None, None]
-    logits = (-d2 / (temperature * scale)).log_softmax(-1)
-    if balanced:
-        log_size = math.log(x.shape[1] / centers.shape[1])
-        for _ in range(sinkhorn_iters):
-            logits = logits - logits.logsumexp(1, keepdim=True) + log_size  # equal cluster sizes
-            logits = logits.log_softmax(-1)  # each point's weights sum to 1
-    return logits.exp(), d2
-
-
-def refine_prototypes(x: Tensor, centers: Tensor, *, steps: int = 10, temperature: float = 0.05,
-                      balanced: bool = False, sinkhorn_iters: int = 50) -> Clustering:
-    """A few soft prototype re-assignment steps from given centres.
-
-    Each step weights every point by ``softmax(-d^2 / (temperature * s))`` over the prototypes,
-    where ``s`` is the task's mean squared point-to-prototype distance, and moves each prototype
-    to its weighted mean. With ``balanced`` the weights are first pushed (Sinkhorn) towards
-    clusters of equal size, a prior that fits tasks with as many samples per class.
-
-    Measured on B2-style Omniglot tasks (features of a briefly trained Conv4 ProtoNet, 200 tasks
-    per setting not used to pick the defaults), clustering accuracy of k-means / soft / balanced
-    refinement with the defaults: 92.9 / 93.1 / 95.8 % (5 x 5), 96.8 / 96.9 / 97.6 (5 x 20),
-    75.7 / 78.3 / 84.2 (20 x 5), 84.3 / 85.6 / 90.1 (20 x 20). Temperatures of 0.2 and above can
-    merge prototypes.
-
-    Parameters
-    ----------
-    x : Tensor of shape (T, M, D)
-    centers : Tensor of shape (T, k, D)
-    steps : int
-    temperature : float
-        > 0; small values approach hard k-means steps.
-    balanced : bool
-    sinkhorn_iters : int
-
-    Returns
-    -------
-    Clustering with labels (T, M) = the largest weight of each point under the refined
-    centres (T, k, D), and the inertia (T,) of those labels
-    """
-    if temperature <= 0 or steps < 0:
-        raise UmetaError(f"temperature={temperature} must be > 0 and steps={steps} >= 0")
-    for _ in range(steps):
-        weights, _ = _soft_weights(x, centers, temperature, balanced, sinkhorn_iters)
-        centers = (weights.transpose(1, 2) @ x) / weights.sum(1).clamp_min(1e-12)[..., None]
-    weights, d2 = _soft_weights(x, centers, temperature, balanced, sinkhorn_iters)
-    labels = weights.argmax(-1)
-    return Clustering(labels, centers, d2.gather(2, labels[..., None]).squeeze(2).sum(-1))
-
-
-def _check_refine(refine: str) -> None:
-    if refine not in REFINEMENTS:
-        raise UmetaError(f"unknown refine {refine!r}; choose one of: {', '.join(REFINEMENTS)}")
-
-
-def cluster_tasks(feats: Tensor, n_clusters: int, *, normalize: bool = False, n_init: int = 10,
-                  max_iter: int = 100, tol: float = 1e-4, refine: str = "none",
-                  refine_steps: int = 10, seed: int | torch.Generator = 0) -> Clustering:
-    """Cluster each of T tasks of M feature vectors into ``n_clusters`` clusters.
-
-    Tasks run in as few batched blocks as memory allows (one block for a B2-sized batch).
-
-    Parameters
-    ----------
-    feats : Tensor of shape (T, M, D)
-        E.g. ``learner.embed(images.flatten(0, 1)).view(T, M, -1)``.
-    n_clusters : int
-    normalize : bool
-        L2-normalise the features first.
-    n_init, max_iter, tol : see :func:`kmeans`
-    refine : {"none", "soft", "balanced"}
-        Prototype refinement after k-means (:func:`refine_prototypes`); "balanced" assumes
-        clusters of about equal size.
-    refine_steps : int
-    seed : int or torch.Generator
-
-    Returns
-    -------
-    Clustering with labels (T, M), centers (T, k, D), inertia (T,); after refinement the
-    centres and inertia are those of the refined prototypes.
-    """
-    _check_refine(refine)
-    if feats.dim() != 3 or feats.numel() == 0:
-        raise UmetaError(f"cluster_tasks expects features of shape (tasks, points, dims); "
-                         f"got {tuple(feats.shape)}")
-    if not bool(torch.isfinite(feats).all()):
-        raise UmetaError("the features contain NaN or inf; check the inputs and the model")
-    feats = F.normalize(feats.float() if not feats.is_floating_point() else feats, dim=-1) \
-        if normalize else feats
-    gen = _generator(seed, feats.device)
-    t, m = feats.shape[:2]
-    per_task = m * n_init * max(n_clusters, 2 + int(math.log(max(n_clusters, 1))))
-    block = max(1, _ELEMENT_BUDGET // per_task)
-    parts = [kmeans(feats[i:i + block], n_clusters, n_init=n_init, max_iter=max_iter, tol=tol,
-                    seed=gen) for i in range(0, t, block)]
-    result = Clustering(*(torch.cat([getattr(p, f) for p in parts])
-                          for f in ("labels", "centers", "inertia")),
-                        max(p.n_iter for p in parts))
-    if refine != "none":
-        refined = refine_prototypes(feats, result.centers, steps=refine_steps,
-                                    balanced=refine == "balanced")
-        result = replace(refined, n_iter=result.n_iter)
-    return result
-
-
-def silhouette_scores(x: Tensor, labels: Tensor, k: int) -> Tensor:
-    """Mean silhouette coefficient of each task's clustering (Euclidean distances).
-
-    Parameters
-    ----------
-    x : Tensor of shape (T, M, D)
-    labels : Tensor of shape (T, M), values in ``0 .. k - 1``
-    k : int
-
-    Returns
-    -------
-    Tensor of shape (T,); points alone in their cluster count 0, as in scikit-learn.
-    """
-    dist = torch.cdist(x, x)  # (T, M, M)
-    labels = labels.long()
-    one_hot = F.one_hot(labels, k).to(x.dtype)  # (T, M, k)
-    sums = dist @ one_hot  # (T, M, k)
-    counts = one_hot.sum(1, keepdim=True)  # (T, 1, k)
-    own_count = counts.expand_as(sums).gather(2, labels[..., None]).squeeze(2)
-    a = sums.gather(2, labels[..., None]).squeeze(2) / (own_count - 1).clamp_min(1)
-    other = (sums / counts.clamp_min(1)).masked_fill(one_hot.bool() | (counts == 0), math.inf)
-    b = other.min(-1).values
-    s = (b - a) / torch.maximum(a, b).clamp_min(1e-12)
-    return torch.where(own_count > 1, s, torch.zeros_like(s)).mean(-1)
-
-
-def estimate_n_clusters(feats: Tensor, k_range: tuple[int, int] = (2, 10), *, n_init: int = 10,
-                        max_iter: int = 100, max_points: int = 2000,
-                        seed: int | torch.Generator = 0) -> int:
-    """The number of clusters in ``k_range`` (inclusive) whose k-means has the best silhouette.
-
-    Parameters
-    ----------
-    feats : Tensor of shape (N, D)
-    k_range : (int, int)
-        Smallest and largest candidate, ``2 <= low <= high < N``.
-    n_init, max_iter : see :func:`kmeans`
-    max_points : int
-        The silhouette is computed on a seeded random subset of at most this many points.
-    seed : int or torch.Generator
-
-    Returns
-    -------
-    int
-    """
-    low, high = k_range
-    if not 2 <= low <= high < len(feats):
-        raise UmetaError(f"k_range={tuple(k_range)} must satisfy 2 <= low <= high < n_samples "
-                         f"= {len(feats)}; narrow the range or give more samples")
-    gen = _generator(seed, feats.device)
-    x = feats[None]
-    if len(feats) > max_points:
-        keep = torch.randperm(len(feats), generator=gen, device=feats.device)[:max_points]
-        x = x[:, keep]
-    scores = [float(silhouette_scores(x, kmeans(x, k, n_init=n_init, max_iter=max_iter,
-                                                seed=gen).labels, k)[0])
-              for k in range(low, high + 1)]
-    return low + int(np.argmax(scores))
+#: Limits of :func:`cluster_dataset`'s parameters (n_clusters may be None: estimated).
+CLUSTER_DATASET_LIMITS = {**CLUSTERING_LIMITS, **EMBED_LIMITS,
+                          "n_clusters": CLUSTERING_LIMITS["n_clusters"] + [None]}
 
 
 def cluster_dataset(learner: Learner | None, x: Tensor | np.ndarray,
                     n_clusters: int | None = None, *, k_range: tuple[int, int] = (2, 10),
                     normalize: bool = False, n_init: int = 10, max_iter: int = 100,
                     tol: float = 1e-4, refine: str = "none", refine_steps: int = 10,
-                    seed: int = 0, batch_size: int = 1024) -> Clustering:
-    """Cluster one new, unlabeled data set in the feature space of a meta-trained learner.
+                    seed: int = 0, batch_size: int = 1024,
+                    input_shape: tuple[int, ...] | None = None) -> Clustering:
+    """Cluster one new, unlabeled data set in the embedding space of a meta-trained learner.
 
     Parameters
     ----------
@@ -351,23 +39,25 @@ def cluster_dataset(learner: Learner | None, x: Tensor | np.ndarray,
         None estimates it by the silhouette over ``k_range``.
     k_range : (int, int)
     normalize : bool
-        L2-normalise the features.
-    n_init, max_iter, tol, refine, refine_steps : see :func:`cluster_tasks`
+        L2-normalise the embedding.
+    n_init, max_iter, tol, refine, refine_steps : see `umeta.numeric.cluster_tasks`
     seed : int
     batch_size : int
         Images per forward pass of the learner.
+    input_shape : see `umeta.adapt.model_inputs`
 
     Returns
     -------
-    Clustering with labels (N,), centers (k, D) in feature space, inertia ()
+    Clustering with labels (N,), centers (k, D) in the embedding space, inertia ()
     """
-    _check_refine(refine)
-    if n_clusters is not None and n_clusters < 1:
-        raise UmetaError(f"n_clusters={n_clusters} must be >= 1 (or None to estimate it)")
-    feats = features(learner, x, normalize=normalize, batch_size=batch_size, min_samples=2)
-    if n_clusters is not None and n_clusters > len(feats):
-        raise UmetaError(f"cannot make n_clusters={n_clusters} clusters of {len(feats)} samples; "
-                         f"choose n_clusters <= {len(feats)}")
+    check_params({"n_clusters": n_clusters, "k_range": k_range, "normalize": normalize,
+                  "n_init": n_init, "max_iter": max_iter, "tol": tol, "refine": refine,
+                  "refine_steps": refine_steps, "batch_size": batch_size},
+                 CLUSTER_DATASET_LIMITS)
+    feats = embed_inputs(learner, x, normalize=normalize, batch_size=batch_size, min_samples=2,
+                         input_shape=input_shape)
+    if n_clusters is not None:
+        check_cluster_count(n_clusters, len(feats))
     gen = seeded_generator(seed, feats.device)
     k = n_clusters if n_clusters is not None else estimate_n_clusters(
         feats, k_range, n_init=n_init, max_iter=max_iter, seed=gen)

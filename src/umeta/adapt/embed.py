@@ -1,12 +1,15 @@
-"""Embedding new data with a meta-trained model: validated features, PCA to ``d`` dims, quality.
+"""Embedding new data with a meta-trained model: validated inputs, embeddings, PCA to ``d``
+dimensions, and how well an embedding keeps the inputs' neighbourhoods.
 
-:func:`features` is the one entry point from raw inputs to meta-learned features; clustering and
-anomaly scoring use it too. Everything runs on the device of the model (or of the data when
-there is no model).
+:func:`model_inputs` is the one place where raw inputs are validated and shaped for a model, and
+:func:`embed_inputs` the one entry point from raw inputs to the learner's embedding; clustering,
+anomaly scoring and the estimators all use them. Everything runs on the device of the model (or
+of the data when there is no model).
 """
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass
 
@@ -18,7 +21,26 @@ from torch import Tensor
 from umeta import metrics
 from umeta.errors import UmetaError
 from umeta.learners.base import Learner
-from umeta.tasks.sampler import seeded_generator
+from umeta.numeric.pca import PCA, fit_pca
+from umeta.numeric.random import seeded_generator
+from umeta.params import Interval, check_params
+
+#: Limits of the embedding parameters (checked by :func:`embed_dataset` and `MetaEmbedder`).
+EMBED_LIMITS = {
+    "n_components": [Interval(int, 1, None)],
+    "normalize": [bool],
+    "batch_size": [Interval(int, 1, None)],
+}
+
+
+class ShapeError(UmetaError):
+    """Inputs whose per-sample shape does not fit the model's images; ``expected`` is the
+    model's (C, H, W) and ``got`` the inputs' shape."""
+
+    def __init__(self, message: str, expected: tuple[int, ...] | None,
+                 got: tuple[int, ...]) -> None:
+        self.expected, self.got = expected, got
+        super().__init__(message)
 
 
 def model_device(learner: Learner, fallback: torch.device) -> torch.device:
@@ -27,33 +49,59 @@ def model_device(learner: Learner, fallback: torch.device) -> torch.device:
     return fallback if param is None else param.device
 
 
-def features(learner: Learner | None, x: Tensor | np.ndarray, *, normalize: bool = False,
-             batch_size: int = 1024, min_samples: int = 1) -> Tensor:
-    """Validate ``x`` and map it to features.
+def as_images(x: Tensor, shape: tuple[int, ...] | None) -> Tensor:
+    """``x`` (N, ...) as images (N, C, H, W) of ``shape``: rows of C*H*W values and (N, H, W)
+    for one channel are reshaped; None takes (N, C, H, W) as they are.
+
+    Raises
+    ------
+    ShapeError
+        If ``x`` cannot be images of ``shape``.
+    """
+    if shape is None:
+        if x.dim() != 4:
+            raise ShapeError(f"the model takes images of shape (N, C, H, W); got shape "
+                             f"{tuple(x.shape)}: reshape the data (e.g. add a channel axis)",
+                             None, tuple(x.shape))
+        return x
+    shape = tuple(int(s) for s in shape)
+    sample = tuple(x.shape[1:])
+    if sample == shape or (x.dim() == 2 and x.shape[1] == math.prod(shape)) or (
+            x.dim() == 3 and shape[0] == 1 and sample == shape[1:]):
+        return x.reshape(len(x), *shape)
+    c, h, w = shape
+    raise ShapeError(f"X of shape {tuple(x.shape)} does not fit the model, which was trained on "
+                     f"images of shape {shape}: give (N, {c}, {h}, {w}) images or rows of "
+                     f"{c * h * w} values", shape, tuple(x.shape))
+
+
+def model_inputs(learner: Learner | None, x: Tensor | np.ndarray, *,
+                 input_shape: tuple[int, ...] | None = None, min_samples: int = 1) -> Tensor:
+    """Validate ``x`` and shape it for ``learner``.
 
     Parameters
     ----------
     learner : Learner or None
-        A meta-trained learner, or None to use ``x`` itself (flattened) as the features.
-    x : Tensor or ndarray
-        With a learner: images of shape (N, C, H, W), float in [0, 1] or uint8 (divided by 255).
-        Without: any array of shape (N, ...), flattened to (N, D).
-    normalize : bool
-        L2-normalise each feature vector.
-    batch_size : int
-        Images per forward pass.
+        A meta-trained learner, or None to use ``x`` itself (flattened).
+    x : Tensor or ndarray of shape (N, ...)
+        With a learner: images, float in [0, 1] or uint8 (divided by 255), of the learner's
+        ``image_shape`` (or ``input_shape``) as (N, C, H, W), (N, H, W) for one channel, or rows
+        (N, C*H*W). Without a learner: any array, flattened to (N, D).
+    input_shape : (C, H, W), optional
+        The learner's image shape when it does not record one.
     min_samples : int
         Fewest samples the caller can work with.
 
     Returns
     -------
-    Tensor of shape (N, D), on the model's device (the data's device without a model); float32,
-    or float64 for float64 inputs without a model.
+    Tensor of shape (N, C, H, W) on the model's device, float32; without a model (N, D) on the
+    data's device, float32 (float64 for float64 inputs).
 
     Raises
     ------
     UmetaError
-        Too few samples, NaN or inf values, or images that do not fit the model.
+        Too few samples, NaN or inf values, or a shape that does not fit the model
+        (:class:`ShapeError`).
     """
     x = torch.as_tensor(x)
     if x.dim() == 0 or len(x) < min_samples or x[0].numel() == 0:
@@ -68,75 +116,42 @@ def features(learner: Learner | None, x: Tensor | np.ndarray, *, normalize: bool
     if bad:
         raise UmetaError(f"the input contains {bad} NaN or inf value(s); remove or impute them")
     if learner is None:
-        feats = x.reshape(len(x), -1)
-    else:
-        feats = _learner_features(learner, x, batch_size)
-    return F.normalize(feats, dim=-1) if normalize else feats
-
-
-def check_image_shape(learner: Learner, x: Tensor) -> None:
-    """Raise `UmetaError` unless ``x`` is (N, C, H, W) with the learner's ``image_shape``."""
-    if x.dim() != 4:
-        raise UmetaError(f"the model takes images of shape (N, C, H, W); got shape "
-                         f"{tuple(x.shape)}: reshape the data (e.g. add a channel axis)")
-    expected = getattr(learner, "image_shape", None)
-    if expected is not None and tuple(x.shape[1:]) != tuple(expected):
-        raise UmetaError(f"the model was trained on images of shape {tuple(expected)}; got "
-                         f"{tuple(x.shape[1:])}: resize the data to {tuple(expected)}")
-
-
-def _learner_features(learner: Learner, x: Tensor, batch_size: int) -> Tensor:
-    check_image_shape(learner, x)
+        return x.reshape(len(x), -1)
+    x = as_images(x, input_shape or getattr(learner, "image_shape", None))
     if float(x.min()) < 0.0 or float(x.max()) > 1.0:
         warnings.warn("image values lie outside [0, 1]; the model expects pixels scaled to [0, 1]",
                       UserWarning, stacklevel=3)
-    x = x.to(model_device(learner, x.device))
-    try:
-        return learner.embed(x, batch_size=batch_size)
-    except RuntimeError as err:
-        first = str(err).splitlines()[0]
-        raise UmetaError(f"images of shape {tuple(x.shape[1:])} do not fit the model ({first}); "
-                         "give images of the shape it was trained on") from None
+    return x.to(model_device(learner, x.device))
 
 
-@dataclass
-class PCA:
-    """A fitted principal component projection.
+def embed_inputs(learner: Learner | None, x: Tensor | np.ndarray, *, normalize: bool = False,
+                 batch_size: int = 1024, min_samples: int = 1,
+                 input_shape: tuple[int, ...] | None = None) -> Tensor:
+    """Validate ``x`` (:func:`model_inputs`) and map it to the learner's embedding.
 
-    Attributes
+    Parameters
     ----------
-    mean : Tensor of shape (D,)
-    components : Tensor of shape (d, D)
-        Orthonormal rows, each signed so that its largest-magnitude entry is positive.
-    explained_variance : Tensor of shape (d,)
-    explained_variance_ratio : Tensor of shape (d,)
+    learner, x, input_shape, min_samples : see :func:`model_inputs`
+    normalize : bool
+        L2-normalise each embedding vector.
+    batch_size : int
+        Images per forward pass.
+
+    Returns
+    -------
+    Tensor of shape (N, D) (the inputs themselves, flattened, without a learner).
     """
-
-    mean: Tensor
-    components: Tensor
-    explained_variance: Tensor
-    explained_variance_ratio: Tensor
-
-    def transform(self, feats: Tensor) -> Tensor:
-        """Project features (N, D) -> (N, d)."""
-        return (feats - self.mean) @ self.components.T
-
-
-def fit_pca(feats: Tensor, d: int) -> PCA:
-    """Exact PCA (SVD of the centred data) of ``feats`` (N, D) to ``d`` components."""
-    n, dim = feats.shape
-    if not 1 <= d <= min(n, dim):
-        raise UmetaError(f"cannot project {n} samples of {dim} features to d={d} dimensions; "
-                         f"choose 1 <= d <= {min(n, dim)}")
-    mean = feats.mean(0)
-    _, s, vh = torch.linalg.svd(feats - mean, full_matrices=False)
-    comps = vh[:d]
-    signs = torch.sign(comps.gather(1, comps.abs().argmax(1, keepdim=True)))
-    comps = comps * torch.where(signs == 0, torch.ones_like(signs), signs)
-    var = s.pow(2) / max(n - 1, 1)
-    total = var.sum()
-    ratio = var[:d] / total if total > 0 else torch.zeros_like(var[:d])
-    return PCA(mean, comps, var[:d], ratio)
+    x = model_inputs(learner, x, input_shape=input_shape, min_samples=min_samples)
+    if learner is None:
+        feats = x
+    else:
+        try:
+            feats = learner.embed(x, batch_size=batch_size)
+        except RuntimeError as err:
+            first = str(err).splitlines()[0]
+            raise UmetaError(f"images of shape {tuple(x.shape[1:])} do not fit the model "
+                             f"({first}); give images of the shape it was trained on") from None
+    return F.normalize(feats, dim=-1) if normalize else feats
 
 
 @dataclass
@@ -147,7 +162,7 @@ class Embedding:
     ----------
     points : Tensor of shape (N, d)
     pca : PCA
-        Maps further features of the same model to the same space.
+        Maps further embeddings of the same model to the same space.
     """
 
     points: Tensor
@@ -155,8 +170,9 @@ class Embedding:
 
 
 def embed_dataset(learner: Learner | None, x: Tensor | np.ndarray, d: int = 2, *,
-                  normalize: bool = False, batch_size: int = 1024) -> Embedding:
-    """Meta-learned features of ``x`` followed by PCA to ``d`` dimensions.
+                  normalize: bool = False, batch_size: int = 1024,
+                  input_shape: tuple[int, ...] | None = None) -> Embedding:
+    """The learner's embedding of ``x`` followed by PCA to ``d`` dimensions.
 
     Parameters
     ----------
@@ -166,14 +182,18 @@ def embed_dataset(learner: Learner | None, x: Tensor | np.ndarray, d: int = 2, *
     d : int
         Output dimensions (2 for plots), ``d <= min(N, D)``.
     normalize : bool
-        L2-normalise the features before PCA.
+        L2-normalise the embedding before PCA.
     batch_size : int
+    input_shape : see :func:`model_inputs`
 
     Returns
     -------
     Embedding with points of shape (N, d)
     """
-    feats = features(learner, x, normalize=normalize, batch_size=batch_size, min_samples=2)
+    check_params({"n_components": d, "normalize": normalize, "batch_size": batch_size},
+                 EMBED_LIMITS)
+    feats = embed_inputs(learner, x, normalize=normalize, batch_size=batch_size, min_samples=2,
+                         input_shape=input_shape)
     pca = fit_pca(feats, d)
     return Embedding(pca.transform(feats), pca)
 

@@ -15,13 +15,8 @@ statistics nor overwritten by a handful of small pseudo-episodes; only the weigh
 Normalisation layers without running statistics (MAML's backbones) normalise every batch by its
 own statistics in either mode.
 
-Measured (``benchmarks/results/b2_finetune_glyphs_cpu.json``: the built-in label-free glyph
-model, 120 clustering tasks of 5 unseen glyph classes x 20 images, the same tasks for every
-row): fine-tuning did not help. Clustering accuracy 75.33 +- 1.80 % without it; paired gains
-after 5 / 10 / 20 Adam steps of -0.28 / -0.47 / -0.59 points at lr 1e-5 (+- 0.4 to 0.6),
--0.19 / -0.14 / -0.20 at 1e-4 (+- 0.8 to 0.9, i.e. no measurable change) and -1.89 / -1.57 /
--3.96 at 1e-3 (+- 1.4 to 1.6). A likely reason: UMTRA treats every image as its own class, so
-on a task of few real classes it pushes images of the same class apart. It stays off by default.
+It stays off by default: on the built-in glyph model it did not help (docs/adaptation.md has
+the measurement and a likely reason).
 """
 
 from __future__ import annotations
@@ -34,7 +29,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from umeta.adapt.embed import check_image_shape, model_device
+from umeta.adapt.embed import as_images, model_device
 from umeta.errors import UmetaError
 from umeta.learners.base import Learner
 from umeta.tasks.augment import Augment
@@ -161,8 +156,7 @@ def finetune_path(learner: Learner, images: Tensor | np.ndarray, steps: Sequence
     if int(meta_batch) != meta_batch or meta_batch < 1:
         raise UmetaError(f"meta_batch must be a whole number >= 1; got {meta_batch}")
     device = model_device(learner, torch.device("cpu"))
-    x = _as_uint8(images, device)
-    check_image_shape(learner, x)
+    x = as_images(_as_uint8(images, device), learner.image_shape)
     if len(x) < 2:
         raise UmetaError(f"fine-tuning needs at least 2 images to form a pseudo-task (each image "
                          f"is a pseudo-class); got {len(x)}")
@@ -196,14 +190,14 @@ def _run(learner: Learner, source: UMTRA, steps: list[int], lr: float, optimizer
         yield n, tuned.train(learner.training)
 
 
-def finetuned_features(learner: Learner, images: Tensor, steps: Sequence[int], *,
+def finetuned_embeddings(learner: Learner, images: Tensor, steps: Sequence[int], *,
                        lr: float = 1e-4, seed: int = 0, batch_size: int = 1024,
                        **options) -> dict[int, Tensor]:
-    """Features of every task's images under copies of ``learner`` fine-tuned on that task.
+    """Embeddings of every task's images under copies of ``learner`` fine-tuned on that task.
 
     Tasks are fine-tuned one after another in a Python loop (each needs its own weights and
     optimizer state; vectorising that over tasks with ``torch.func`` is not done). Task ``t``
-    uses seed ``seed + t``, and one run per task (:func:`finetune_path`) gives the features
+    uses seed ``seed + t``, and one run per task (:func:`finetune_path`) gives the embeddings
     after every step count in ``steps``. 0 steps is the learner itself, embedding all tasks in
     one pass.
 
@@ -213,7 +207,7 @@ def finetuned_features(learner: Learner, images: Tensor, steps: Sequence[int], *
     images : Tensor of shape (T, M, C, H, W)
         Each task's unlabeled images, float in [0, 1] or uint8.
     steps : sequence of int
-        Step counts (>= 0) to report features after.
+        Step counts (>= 0) to report embeddings after.
     lr : see :func:`finetune`
     seed : int
     batch_size : int
@@ -227,7 +221,7 @@ def finetuned_features(learner: Learner, images: Tensor, steps: Sequence[int], *
     dict mapping each step count to a Tensor of shape (T, M, D), on the learner's device
     """
     if images.dim() != 5:
-        raise UmetaError(f"finetuned_features takes tasks of images (T, M, C, H, W); got shape "
+        raise UmetaError(f"finetuned_embeddings takes tasks of images (T, M, C, H, W); got shape "
                          f"{tuple(images.shape)}")
     for n in steps:
         check_finetune_args(n, lr, options.get("optimizer", "adam"))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -26,24 +26,46 @@ class MetaLoss:
 class Learner(nn.Module):
     """A meta-learner over a backbone.
 
-    Subclasses implement :meth:`adapt` (task-specific state from a labelled support set) and
-    :meth:`predict` (query logits from that state). Everything has a leading task axis ``T``.
+    Subclasses implement :meth:`adapt` (task-specific state from a labelled support set, and the
+    unlabeled queries when a transductive rule uses them) and :meth:`predict` (query logits from
+    that state). :meth:`forward` is always ``predict(adapt(...))``. Everything has a leading task
+    axis ``T``.
+
+    What a learner needs from the run is declared on its class, so that the factory
+    (`umeta.build`) and the training loop never test a learner's name.
 
     Attributes
     ----------
+    batch_type : type
+        What :meth:`meta_loss` trains on (`Episode`, or `umeta.tasks.ViewBatch`); the task
+        builder must make it.
+    needs_batch_stats : bool
+        The backbone's normalisation must use batch statistics, not running ones (learners
+        that ``vmap`` over tasks: the statistics cannot be updated per task).
+    compile_refusal : str or None
+        Why ``torch.compile`` of :meth:`meta_loss` is refused (it would be wrong), or None.
+    graphable : bool
+        Whether a whole training step can be recorded as a CUDA graph (fixed shapes, no host
+        synchronisation).
     backbone : nn.Module
         Maps images (B, C, H, W) to features (B, D); ``backbone.out_dim == D``.
     image_shape : tuple of int or None
-        (C, H, W) of the images the learner was built for (set by `umeta.train.build_learner`).
+        (C, H, W) of the images the learner was built for (set by `umeta.build.build_learner`).
     config : TrainConfig or None
-        The run configuration the learner was built from (set by `umeta.train.build_learner`).
+        The run configuration the learner was built from (set by `umeta.build.build_learner`).
     """
+
+    batch_type: ClassVar[type] = Episode
+    needs_batch_stats: ClassVar[bool] = False
+    compile_refusal: ClassVar[str | None] = None
+    graphable: ClassVar[bool] = True
 
     backbone: nn.Module
     image_shape: tuple[int, ...] | None = None
     config: Any = None
 
-    def adapt(self, support_x: Tensor, support_y: Tensor, n_way: int) -> Any:
+    def adapt(self, support_x: Tensor, support_y: Tensor, n_way: int,
+              query_x: Tensor | None = None) -> Any:
         """Adapt to each task's support set.
 
         Parameters
@@ -51,6 +73,9 @@ class Learner(nn.Module):
         support_x : Tensor of shape (T, S, C, H, W)
         support_y : Tensor of shape (T, S), labels in ``0 .. n_way - 1``
         n_way : int
+        query_x : Tensor of shape (T, Q, C, H, W), optional
+            The unlabeled queries; a transductive rule (e.g. ``transductive_steps > 0`` in eval
+            mode) refines the task state with them. Without them the rule is inductive.
         """
         raise NotImplementedError
 
@@ -59,9 +84,13 @@ class Learner(nn.Module):
         raise NotImplementedError
 
     def forward(self, episode: Episode) -> Tensor:
-        """Query logits (T, N * Q, N) after adapting on each task's support set."""
-        state = self.adapt(episode.support_x, episode.support_y, episode.n_way)
+        """Query logits (T, N * Q, N): ``predict(adapt(support, labels, n_way, queries), queries)``."""
+        state = self.adapt(episode.support_x, episode.support_y, episode.n_way, episode.query_x)
         return self.predict(state, episode.query_x)
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        """The parameters the optimizer updates (not, e.g., a momentum copy)."""
+        return [p for p in self.parameters() if p.requires_grad]
 
     def meta_loss(self, episode: Episode) -> MetaLoss:
         """Mean query cross-entropy and accuracy over the meta-batch."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -9,6 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from umeta.learners.base import LEARNERS, Learner
+from umeta.numeric.distances import squared_distances
 
 
 def class_prototypes(features: Tensor, labels: Tensor, n_way: int) -> Tensor:
@@ -28,15 +30,6 @@ def class_prototypes(features: Tensor, labels: Tensor, n_way: int) -> Tensor:
     return sums / one_hot.sum(1).clamp_min(1.0)[..., None]
 
 
-def squared_distances(x: Tensor, centres: Tensor) -> Tensor:
-    """Squared Euclidean distances, (T, Q, D) x (T, N, D) -> (T, Q, N)."""
-    return (
-        x.pow(2).sum(-1, keepdim=True)
-        - 2 * x @ centres.transpose(1, 2)
-        + centres.pow(2).sum(-1)[:, None, :]
-    ).clamp_min(0.0)
-
-
 def transductive_prototypes(support: Tensor, support_y: Tensor, query: Tensor, n_way: int,
                             score: Callable[[Tensor, Tensor], Tensor], steps: int,
                             temperature: float) -> Tensor:
@@ -49,7 +42,7 @@ def transductive_prototypes(support: Tensor, support_y: Tensor, query: Tensor, n
     ----------
     support : Tensor of shape (T, S, D)
     support_y : Tensor of shape (T, S)
-    query : Tensor of shape (T, Q, D)
+    query : Tensor of shape (T, Q, D), or None when ``steps`` is 0
     score : maps (query (T, Q, D), prototypes (T, N, D)) to logits (T, Q, N)
     steps : int
         0 gives the plain class means.
@@ -73,6 +66,29 @@ def negative_squared_distances(x: Tensor, centres: Tensor) -> Tensor:
     return -squared_distances(x, centres)
 
 
+@dataclass
+class TaskPrototypes:
+    """What prototype learners adapt to: class prototypes, and the encoded queries they were
+    given (so that :meth:`Learner.predict` on the same query tensor does not encode them again).
+
+    Attributes
+    ----------
+    prototypes : Tensor of shape (T, n_way, D)
+    query : Tensor of shape (T, Q, D) or None
+        The encoding of ``query_x``, when :meth:`adapt` was given the queries.
+    query_x : Tensor or None
+        The query images that ``query`` encodes.
+    """
+
+    prototypes: Tensor
+    query: Tensor | None = None
+    query_x: Tensor | None = None
+
+    def encoded_queries(self, query_x: Tensor, encode: Callable[[Tensor], Tensor]) -> Tensor:
+        """The encoding of ``query_x``: the stored one if these are the queries adapt saw."""
+        return self.query if query_x is self.query_x else encode(query_x)
+
+
 @LEARNERS.register("protonet")
 class ProtoNet(Learner):
     """Class-mean prototypes, logits = minus squared Euclidean distance to each prototype.
@@ -89,29 +105,34 @@ class ProtoNet(Learner):
     """
 
     def __init__(self, backbone: nn.Module, transductive_steps: int = 0,
-                 transductive_temperature: float = 1.0, **_: object) -> None:
+                 transductive_temperature: float = 1.0) -> None:
         super().__init__()
         self.backbone = backbone
         self.transductive_steps = int(transductive_steps)
         self.transductive_temperature = float(transductive_temperature)
 
-    def _features(self, x: Tensor) -> Tensor:
+    def _encode(self, x: Tensor) -> Tensor:
+        """Backbone features of every task's images, (T, B, C, H, W) -> (T, B, D)."""
         t, b = x.shape[:2]
         return self.backbone(x.flatten(0, 1)).view(t, b, -1)
 
-    def adapt(self, support_x: Tensor, support_y: Tensor, n_way: int) -> Tensor:
-        """Prototypes, shape (T, n_way, D)."""
-        return class_prototypes(self._features(support_x), support_y, n_way)
+    def adapt(self, support_x: Tensor, support_y: Tensor, n_way: int,
+              query_x: Tensor | None = None) -> TaskPrototypes:
+        """Prototypes (T, n_way, D): class means of the support features, refined with the
+        queries' in eval mode when ``transductive_steps > 0``. Support and queries go through
+        the backbone in one call (one set of batch statistics in training mode)."""
+        if query_x is None:
+            support, query = self._encode(support_x), None
+        else:
+            s = support_x.shape[1]
+            feats = self._encode(torch.cat([support_x, query_x], 1))
+            support, query = feats[:, :s], feats[:, s:]
+        steps = 0 if self.training or query is None else self.transductive_steps
+        prototypes = transductive_prototypes(support, support_y, query, n_way,
+                                             negative_squared_distances, steps,
+                                             self.transductive_temperature)
+        return TaskPrototypes(prototypes, query, query_x)
 
-    def predict(self, state: Tensor, query_x: Tensor) -> Tensor:
-        return negative_squared_distances(self._features(query_x), state)
-
-    def forward(self, episode) -> Tensor:
-        s = episode.support_x.shape[1]
-        feats = self._features(torch.cat([episode.support_x, episode.query_x], 1))
-        support, query = feats[:, :s], feats[:, s:]
-        steps = 0 if self.training else self.transductive_steps
-        protos = transductive_prototypes(support, episode.support_y, query, episode.n_way,
-                                         negative_squared_distances, steps,
-                                         self.transductive_temperature)
-        return negative_squared_distances(query, protos)
+    def predict(self, state: TaskPrototypes, query_x: Tensor) -> Tensor:
+        return negative_squared_distances(state.encoded_queries(query_x, self._encode),
+                                          state.prototypes)

@@ -28,10 +28,9 @@ from torch import Tensor, nn
 from umeta.distributed import all_gather_rows
 from umeta.errors import UmetaError
 from umeta.learners.base import LEARNERS, Learner, MetaLoss
-from umeta.learners.protonet import class_prototypes, transductive_prototypes
+from umeta.learners.protonet import TaskPrototypes, transductive_prototypes
 from umeta.tasks.episode import Episode
 from umeta.tasks.umtra import ViewBatch
-
 
 EMBED_HEADS = ("predictor", "projector", "backbone")
 EVAL_HEADS = ("projector", "momentum", "backbone")
@@ -83,6 +82,8 @@ def sinkhorn(scores: Tensor, epsilon: float, iters: int) -> Tensor:
 class PsCo(Learner):
     """Pseudo-supervised contrast with a momentum encoder and a queue of momentum embeddings.
 
+    Trains on `ViewBatch` meta-batches (the ``psco`` task builder).
+
     Parameters
     ----------
     backbone : nn.Module
@@ -109,7 +110,7 @@ class PsCo(Learner):
     embed_head : {"predictor", "projector", "backbone"}
         What :meth:`embed` returns for clustering, embedding and anomaly scoring (`umeta.adapt`,
         and the CACTUs builder's encoder): the normalised predictor output (the space of the
-        online views; it clusters best, b2_clustering_psco_25000_*.json), the normalised projector
+        online views; the measured comparison is in docs/adaptation.md), the normalised projector
         output (the space of the momentum keys), or the raw backbone features.
     seed : int
         Seeds the random unit vectors the queue starts with.
@@ -118,12 +119,14 @@ class PsCo(Learner):
         (`umeta.learners.protonet.transductive_prototypes`); 0 steps is the inductive rule.
     """
 
+    batch_type = ViewBatch
+
     def __init__(self, backbone: nn.Module, proj_dim: int = 256, hidden_dim: int = 4096,
                  queue_size: int = 16384, momentum: float = 0.99, temperature: float = 0.2,
                  shot_temperature: float = 1.0, sinkhorn_iters: int = 3,
                  sinkhorn_epsilon: float = 0.05, eval_head: str = "projector",
                  embed_head: str = "predictor", seed: int = 0, transductive_steps: int = 0,
-                 transductive_temperature: float = 0.1, **_: object) -> None:
+                 transductive_temperature: float = 0.1) -> None:
         super().__init__()
         if queue_size < 1 or not 0.0 <= momentum <= 1.0 or sinkhorn_iters < 1:
             raise UmetaError(f"psco needs queue_size >= 1, 0 <= momentum <= 1 and "
@@ -227,8 +230,8 @@ class PsCo(Learner):
         z = self.projector(features)
         return F.normalize(self.predictor(z) if predictor else z, dim=-1)
 
-    def _eval_features(self, x: Tensor, query: bool) -> Tensor:
-        """Normalised evaluation features of support (or query) images (B, C, H, W) -> (B, d)."""
+    def _eval_embedding(self, x: Tensor, query: bool) -> Tensor:
+        """Normalised evaluation embedding of support (or query) images (B, C, H, W) -> (B, d)."""
         if self.eval_head == "momentum" and not query:
             return F.normalize(self.momentum_projector(self.momentum_backbone(x)), dim=-1)
         if self.eval_head == "backbone":
@@ -242,26 +245,23 @@ class PsCo(Learner):
             return features
         return self._projected(features, predictor=self.embed_head == "predictor")
 
-    def adapt(self, support_x: Tensor, support_y: Tensor, n_way: int) -> Tensor:
-        """Normalised class-mean prototypes, shape (T, n_way, d)."""
-        t, s = support_x.shape[:2]
-        feats = self._eval_features(support_x.flatten(0, 1), query=False).view(t, s, -1)
-        return F.normalize(class_prototypes(feats, support_y, n_way), dim=-1)
+    def _encode(self, x: Tensor, query: bool) -> Tensor:
+        """:meth:`_eval_embedding` of every task's images, (T, B, C, H, W) -> (T, B, d)."""
+        t, b = x.shape[:2]
+        return self._eval_embedding(x.flatten(0, 1), query).view(t, b, -1)
 
-    def predict(self, state: Tensor, query_x: Tensor) -> Tensor:
+    def adapt(self, support_x: Tensor, support_y: Tensor, n_way: int,
+              query_x: Tensor | None = None) -> TaskPrototypes:
+        """Normalised class-mean prototypes (T, n_way, d), refined with the queries in eval mode
+        when ``transductive_steps > 0`` (cosine soft k-means)."""
+        support = self._encode(support_x, query=False)
+        query = None if query_x is None else self._encode(query_x, query=True)
+        steps = 0 if self.training or query is None else self.transductive_steps
+        prototypes = transductive_prototypes(support, support_y, query, n_way, _cosine, steps,
+                                             self.transductive_temperature)
+        return TaskPrototypes(F.normalize(prototypes, dim=-1), query, query_x)
+
+    def predict(self, state: TaskPrototypes, query_x: Tensor) -> Tensor:
         """Cosine similarity to each prototype over ``shot_temperature``, (T, Q, n_way)."""
-        t, q = query_x.shape[:2]
-        feats = self._eval_features(query_x.flatten(0, 1), query=True).view(t, q, -1)
-        return feats @ state.transpose(1, 2) / self.shot_temperature
-
-    def forward(self, episode: Episode) -> Tensor:
-        """Query logits (T, N * Q, N)."""
-        t, s = episode.support_x.shape[:2]
-        support = self._eval_features(episode.support_x.flatten(0, 1), query=False)
-        support = support.view(t, s, -1)
-        query = self._eval_features(episode.query_x.flatten(0, 1), query=True)
-        query = query.view(t, -1, support.shape[-1])
-        steps = 0 if self.training else self.transductive_steps
-        prototypes = transductive_prototypes(support, episode.support_y, query, episode.n_way,
-                                             _cosine, steps, self.transductive_temperature)
-        return _cosine(query, prototypes) / self.shot_temperature
+        query = state.encoded_queries(query_x, lambda x: self._encode(x, query=True))
+        return query @ state.prototypes.transpose(1, 2) / self.shot_temperature

@@ -1,21 +1,25 @@
-"""The registry of label-free task builders and the factory the trainer calls.
+"""The registry of task builders, and the function that builds a label-free one from images.
 
-A task source has ``sample(num_tasks)``, returning what its learner's ``meta_loss`` takes, and
-``state_dict()`` / ``load_state_dict(state)`` holding its generator state so that training
-resumes exactly. Label-free builders are handed images only, never labels:
+A task source has ``sample(num_tasks)``, returning a meta-batch of its class's ``batch_type``,
+and ``state_dict()`` / ``load_state_dict(state)`` holding its generator state so that training
+resumes exactly. Its class also says ``label_free``: label-free builders are handed images only,
+never labels (their constructors take ``images``; the labelled sampler takes an `ImageSet`):
 
-========  ===========  ====================================================================
-name      returns      what a task is
-========  ===========  ====================================================================
-umtra     `Episode`    ``n_way`` random images; support = the image, queries = augmented copies
-cactus    `Episode`    ``n_way`` k-means clusters of embeddings (option ``embeddings``)
-psco      `ViewBatch`  ``n_way`` random images as two augmented views, for the PsCo learner
-========  ===========  ====================================================================
+=========  ===========  ===================================================================
+name       makes        what a task is
+=========  ===========  ===================================================================
+labelled   `Episode`    ``n_way`` classes of a labelled image set, ``k_shot`` + ``q_query`` each
+umtra      `Episode`    ``n_way`` random images; support = the image, queries = augmented copies
+cactus     `Episode`    ``n_way`` k-means clusters of embeddings (argument ``embeddings``)
+psco       `ViewBatch`  ``n_way`` random images as two augmented views, for the PsCo learner
+=========  ===========  ===================================================================
+
+A builder that takes ``embeddings`` (CACTUs) is given, by `umeta.build`, the embeddings of the
+training images under the label-free checkpoint that its ``encoder`` option names.
 """
 
 from __future__ import annotations
 
-import inspect
 from typing import Any, Protocol
 
 from torch import Tensor
@@ -23,11 +27,15 @@ from torch import Tensor
 from umeta.errors import UmetaError
 from umeta.registry import Registry
 from umeta.tasks.cactus import CACTUs
+from umeta.tasks.sampler import EpisodeSampler
 from umeta.tasks.umtra import UMTRA, ViewSampler, check_source_args
 
 
 class TaskSource(Protocol):
     """What the trainer draws meta-batches from."""
+
+    batch_type: type
+    label_free: bool
 
     def sample(self, num_tasks: int) -> Any: ...
 
@@ -37,6 +45,7 @@ class TaskSource(Protocol):
 
 
 TASK_BUILDERS: Registry[TaskSource] = Registry("task builder")
+TASK_BUILDERS.register("labelled")(EpisodeSampler)
 TASK_BUILDERS.register("umtra")(UMTRA)
 TASK_BUILDERS.register("cactus")(CACTUs)
 TASK_BUILDERS.register("psco")(ViewSampler)
@@ -49,27 +58,23 @@ def build_task_source(name: str, images: Tensor, n_way: int, k_shot: int, q_quer
     Parameters
     ----------
     name : str
-        A name in `TASK_BUILDERS`: ``"umtra"``, ``"cactus"`` or ``"psco"``.
+        A label-free builder of `TASK_BUILDERS`: ``"umtra"``, ``"cactus"`` or ``"psco"``.
     images : Tensor of shape (N, C, H, W), uint8
         The unlabeled images (e.g. ``ImageSet.unlabeled()``), on the training device.
     n_way, k_shot, q_query : int
     seed : int
     **options
         Builder-specific keyword arguments (e.g. ``embeddings`` for cactus, ``query_augment``
-        for umtra, ``augment`` for psco).
+        for umtra, ``augment`` for psco), checked against the builder's signature.
 
     Raises
     ------
     UmetaError
         For an unknown name, an option the builder does not take, or a bad configuration.
     """
-    factory = TASK_BUILDERS.get(name)
+    if not TASK_BUILDERS.get(name).label_free:
+        raise UmetaError(f"task builder {name!r} needs labelled data, not images alone; use "
+                         f"EpisodeSampler(ImageSet, ...) or a label-free builder")
     check_source_args(images, n_way, k_shot, q_query)
-    accepted = set(inspect.signature(factory).parameters) - {"self", "images", "n_way", "k_shot",
-                                                              "q_query", "seed"}
-    unknown = sorted(set(options) - accepted)
-    if unknown:
-        raise UmetaError(f"task builder {name!r} has no option {unknown[0]!r}; its options are: "
-                         f"{', '.join(sorted(accepted))}")
-    return factory(images=images, n_way=n_way, k_shot=k_shot, q_query=q_query, seed=seed,
-                   **options)
+    return TASK_BUILDERS.build(name, options, images=images, n_way=n_way, k_shot=k_shot,
+                               q_query=q_query, seed=seed)

@@ -5,7 +5,7 @@ k-means++ / Lloyd, each time after scaling every embedding dimension by a random
 ``[0, 1)``; each clustering is a partition of the images into pseudo-classes. A task picks a
 partition, ``n_way`` of its clusters that hold at least ``k_shot + q_query`` images, and
 ``k_shot`` support and ``q_query`` query images from each. The clustering runs once, on the
-images' device, batched over partitions (`umeta.adapt.cluster.kmeans`); a draw is a few tensor
+images' device, batched over partitions (`umeta.numeric.kmeans`); a draw is a few tensor
 operations.
 """
 
@@ -17,9 +17,10 @@ import torch
 from torch import Tensor
 
 from umeta.errors import UmetaError
+from umeta.numeric.clustering import kmeans
+from umeta.numeric.random import seeded_generator
 from umeta.tasks.augment import Augment, as_augment
 from umeta.tasks.episode import Episode
-from umeta.tasks.sampler import seeded_generator
 from umeta.tasks.umtra import check_source_args, sample_distinct
 
 
@@ -32,7 +33,7 @@ def scaled_partitions(embeddings: Tensor, num_partitions: int, num_clusters: int
     embeddings : Tensor of shape (N, D), float
     num_partitions, num_clusters : int
     iters : int
-        Most Lloyd iterations of each k-means (`umeta.adapt.cluster.kmeans`, one restart).
+        Most Lloyd iterations of each k-means (`umeta.numeric.kmeans`, one restart).
     generator : torch.Generator on ``embeddings.device``
     max_elements : int
         Partitions are clustered in chunks whose (chunk, N, num_clusters) distance matrix has at
@@ -42,8 +43,6 @@ def scaled_partitions(embeddings: Tensor, num_partitions: int, num_clusters: int
     -------
     Tensor of shape (num_partitions, N), int64: the cluster of each image in each partition.
     """
-    from umeta.adapt.cluster import kmeans  # here: umeta.adapt imports learners, which import tasks
-
     n, d = embeddings.shape
     scales = torch.rand(num_partitions, d, device=embeddings.device, generator=generator)
     chunk = max(1, max_elements // (n * num_clusters))
@@ -82,6 +81,9 @@ class CACTUs:
         least ``k_shot + q_query`` images (clusters with fewer are never drawn, and partitions
         without ``n_way`` such clusters are skipped).
     """
+
+    batch_type = Episode
+    label_free = True
 
     def __init__(self, images: Tensor, n_way: int, k_shot: int = 1, q_query: int = 1,
                  seed: int = 0, embeddings: Tensor | None = None, num_partitions: int = 100,

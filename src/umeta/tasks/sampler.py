@@ -9,15 +9,9 @@ from torch import Tensor
 
 from umeta.data.imageset import ImageSet
 from umeta.errors import UmetaError
+from umeta.numeric.random import seeded_generator
 from umeta.tasks.augment import Augment, as_augment
 from umeta.tasks.episode import Episode
-
-
-def seeded_generator(seed: int, device: torch.device | str) -> torch.Generator:
-    """A `torch.Generator` on ``device`` seeded with ``seed``."""
-    gen = torch.Generator(device=torch.device(device))
-    gen.manual_seed(int(seed))
-    return gen
 
 
 class ClassIndex:
@@ -89,6 +83,9 @@ class EpisodeSampler:
         If there are fewer than ``n_way`` classes, or a class has fewer than
         ``k_shot + q_query`` images (the message names the class).
     """
+
+    batch_type = Episode
+    label_free = False
 
     def __init__(self, data: ImageSet, n_way: int, k_shot: int, q_query: int, seed: int = 0,
                  augment: Augment | Mapping | None = None) -> None:

@@ -17,9 +17,9 @@ import torch
 from torch import Tensor
 
 from umeta.errors import UmetaError
+from umeta.numeric.random import seeded_generator
 from umeta.tasks.augment import PSCO_OMNIGLOT, UMTRA_OMNIGLOT, Augment, as_augment
 from umeta.tasks.episode import Episode
-from umeta.tasks.sampler import seeded_generator
 
 
 def check_source_args(images: Tensor, n_way: int, k_shot: int, q_query: int) -> None:
@@ -98,6 +98,9 @@ class UMTRA:
         If there are fewer than ``n_way`` images or an argument is malformed.
     """
 
+    batch_type = Episode
+    label_free = True
+
     def __init__(self, images: Tensor, n_way: int, k_shot: int = 1, q_query: int = 1,
                  seed: int = 0, query_augment: Augment | Mapping | None = None,
                  support_augment: Augment | Mapping | None = None) -> None:
@@ -174,6 +177,9 @@ class ViewSampler:
     key_augment : Augment or mapping, optional
         Makes the momentum views; default: the same as ``augment``.
     """
+
+    batch_type = ViewBatch
+    label_free = True
 
     def __init__(self, images: Tensor, n_way: int, k_shot: int = 1, q_query: int = 1,
                  seed: int = 0, augment: Augment | Mapping | None = None,
