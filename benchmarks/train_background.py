@@ -1,0 +1,48 @@
+"""Meta-train the main job's label-free recipe on Omniglot's 30 background alphabets only (B7).
+
+The recipe of the built-in model (`umeta.mainjob.main_job_config`: UMTRA-style pseudo-tasks,
+ProtoNets on Conv4 with 32 filters), on the images (no labels) of the ``background`` part of
+split ``background-evaluation``. ``umeta.train`` cannot load that part for a label-free run by
+itself yet (it asks for ``trainval``), so the images are handed to it; the config records the
+split and the checkpoint's progress the part, which `b7_one_shot.check_background_only` reads.
+
+    python benchmarks/train_background.py --steps 1000 --run-dir runs/b7_background_cpu
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from umeta.data.omniglot import load_omniglot
+from umeta.mainjob import main_job_config
+from umeta.train import train
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--data-dir", help="folder with images_background.npz (default "
+                                           "../shared/data/omniglot or $UMETA_SHARED_DATA)")
+    parser.add_argument("--run-dir", required=True)
+    args = parser.parse_args()
+    shared = os.environ.get("UMETA_SHARED_DATA")
+    data_dir = args.data_dir or str(
+        (Path(shared) if shared else REPO_ROOT.parent / "shared" / "data") / "omniglot")
+    cfg = main_job_config("omniglot", args.steps, args.seed, args.device, Path(args.run_dir),
+                          data_dir)
+    cfg.data.split = "background-evaluation"
+    images = load_omniglot("background", split="background-evaluation", data_dir=data_dir,
+                           download=False, progress=False)
+    result = train(cfg, train_data=images, progress=False)
+    print(f"trained {result.steps} steps on {images.name} ({len(images)} images, labels unused) "
+          f"in {result.wall_s:.0f} s: {result.run_dir / 'checkpoints' / 'last.safetensors'}")
+
+
+if __name__ == "__main__":
+    main()
