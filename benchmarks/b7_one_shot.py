@@ -8,7 +8,8 @@ model's size (`umeta.data.omniglot.resize_ink`). Each test image is classified a
 training images of its run, by the learner's own few-shot rule with one shot per class
 (``adapt`` / ``predict``: ProtoNets' nearest prototype, PsCo's cosine of predictor to projector
 features) and, as a second row, by the nearest training image in the learner's embedding
-(cosine similarity of :meth:`Learner.embed`). Metric ``error_pct``: percent of test images
+(cosine similarity of :meth:`Learner.embed`, or with ``--space blockN`` of the backbone's N-th
+block, `umeta.adapt.layers.LayerEmbedding`). Metric ``error_pct``: percent of test images
 misclassified, mean over the 20 runs (with the per-run values and a t-interval over runs).
 
 The protocol asks for models meta-trained on the 30 background alphabets only. A checkpoint is
@@ -38,6 +39,7 @@ import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 
+from umeta.adapt.layers import LayerEmbedding
 from umeta.checkpoint import load_learner, read_checkpoint
 from umeta.data.omniglot import resize_ink
 from umeta.errors import UmetaError
@@ -213,6 +215,9 @@ def main() -> None:
                              "marking their rows valid_b7=false")
     parser.add_argument("--embed-head", choices=EMBED_HEADS,
                         help="for PsCo checkpoints: the space of the nearest-embedding rule")
+    parser.add_argument("--space", default="embedding",
+                        help="spaces of the nearest-embedding rule, comma-separated: embedding "
+                             "(the learner's own) or blockN (the backbone's N-th block)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
@@ -243,18 +248,23 @@ def main() -> None:
         runs = runs_by_size[size]
         cfg = learner.config
         training = "label-free" if is_label_free(cfg) else "supervised"
-        for rule in RULES:
-            errors = error_rates(learner, runs, rule)
+        spaces = [v.strip() for v in args.space.split(",") if v.strip()]
+        variants = [("adapt-predict", "embedding")] + [("nearest-embedding", sp) for sp in spaces]
+        for rule, space in variants:
+            if space != "embedding" and not re.fullmatch(r"block\d+", space):
+                raise UmetaError(f"unknown space {space!r}; use embedding or blockN")
+            model = learner if space == "embedding" else LayerEmbedding(learner, int(space[5:]))
+            errors = error_rates(model, runs, rule)
             mean, ci = mean_ci95(errors)
             validity = {"valid_b7": why is None} | ({} if why is None else {"invalid_why": why})
             rows.append(result_row(
                 f"umeta-{cfg.tasks.builder}-{cfg.learner.name}", training, "20w1s", "error_pct",
-                mean, ci, len(runs), rule=rule, checkpoint=given,
+                mean, ci, len(runs), rule=rule, space=space, checkpoint=given,
                 model=f"{cfg.learner.name} on {cfg.model.backbone}-{cfg.model.hidden}, "
                       f"{cfg.data.dataset}/{cfg.data.split}, {cfg.optim.steps} steps",
                 per_run=[round(float(e), 2) for e in errors], ci_method="t over runs",
                 **validity))
-            print(f"{given:<40} {rule:<18} error {mean:5.2f} +- {ci:.2f} %"
+            print(f"{given:<40} {rule:<18} {space:<10} error {mean:5.2f} +- {ci:.2f} %"
                   + ("" if why is None else f"   (not a valid B7 row: {why})"), flush=True)
     write_results(args.out, "B7", rows, device=device, wall_s=time.perf_counter() - start, seed=0,
                   dataset="omniglot", split="background-evaluation", part="evaluation",

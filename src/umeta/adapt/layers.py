@@ -16,6 +16,14 @@ from umeta.errors import UmetaError
 from umeta.learners.base import Learner
 
 
+class _Reached(Exception):
+    """Carries a layer's output out of the forward pass."""
+
+    def __init__(self, output: Tensor) -> None:
+        super().__init__()
+        self.output = output
+
+
 def block_outputs(learner: Learner) -> list[str]:
     """Names (as in ``learner.named_modules()``) of the outputs of the backbone's blocks.
 
@@ -72,17 +80,20 @@ class LayerEmbedding(Learner):
         self._module = modules[name]
 
     def embedding(self, x: Tensor) -> Tensor:
-        """The output of ``layer`` for images (B, C, H, W), flattened to (B, D)."""
-        captured: list[Tensor] = []
-        hook = self._module.register_forward_hook(lambda _m, _i, out: captured.append(out))
+        """The output of ``layer`` for images (B, C, H, W), flattened to (B, D); the forward
+        pass stops there (later layers do not run, so AdaBN leaves them as they are)."""
+        def stop(_module, _inputs, out):
+            raise _Reached(out)
+
+        hook = self._module.register_forward_hook(stop)
         try:
             self.learner.embedding(x)
+        except _Reached as reached:
+            return reached.output.flatten(1)
         finally:
             hook.remove()
-        if not captured:
-            raise UmetaError(f"layer {self.layer!r} is not on the path of the learner's "
-                             f"embedding; choose a layer of its backbone")
-        return captured[-1].flatten(1)
+        raise UmetaError(f"layer {self.layer!r} is not on the path of the learner's "
+                         f"embedding; choose a layer of its backbone")
 
     def adapt(self, support_x: Tensor, support_y: Tensor, n_way: int):
         return self.learner.adapt(support_x, support_y, n_way)
