@@ -41,7 +41,7 @@ from joblib import Parallel, delayed
 from b2_clustering import baseline_labels
 
 from umeta.adapt.adabn import adabn, adabn_task_features
-from umeta.adapt.selftrain import selftrain
+from umeta.adapt.selftrain import checked_selftrain, selftrain
 from umeta.adapt.cluster import REFINEMENTS, cluster_tasks
 from umeta.adapt.layers import LayerEmbedding
 from umeta.checkpoint import load_learner, read_checkpoint
@@ -60,7 +60,7 @@ METRICS = ("clustering_accuracy", "nmi", "ari")
 SETTINGS = ((5, 10), (10, 10))
 BASELINES = ("kmeans-pixels", "kmeans-pca50", "spectral-pixels")
 REFERENCE = "kmeans-pixels"
-ADAPTATIONS = ("none", "adabn", "selftrain", "adabn+selftrain")
+ADAPTATIONS = ("none", "adabn", "selftrain", "adabn+selftrain", "adabn+checked-selftrain")
 SCOPES = ("task", "set")
 STANDARDIZATIONS = ("none", "ink")
 BOOTSTRAP = 2000
@@ -256,9 +256,10 @@ class Variant:
         (`umeta.adapt.layers.LayerEmbedding`).
     standardize : {"none", "ink"}
         "ink": `umeta.data.standardize.standardize_ink` (contrast stretch, ink-box framing).
-    adapt : {"none", "adabn", "selftrain", "adabn+selftrain"}
+    adapt : {"none", "adabn", "selftrain", "adabn+selftrain", "adabn+checked-selftrain"}
         "adabn": BatchNorm statistics of the images (`umeta.adapt.adabn`); "selftrain":
-        cluster-then-fine-tune (`umeta.adapt.selftrain`); both: AdaBN first.
+        cluster-then-fine-tune (`umeta.adapt.selftrain`); both: AdaBN first; "checked": the
+        self-trained copy only where `checked_selftrain`'s label-free check says it helped.
     scope : {"task", "set"}
         What the adaptation sees: each task's own images, or all images of the task's set
         (unlabeled; self-training then makes as many pseudo-classes as the set has classes,
@@ -328,11 +329,13 @@ def _standardized(images: Tensor, variant: Variant) -> Tensor:
 def adapted_learner(learner: Learner, images: Tensor, n_clusters: int, variant: Variant,
                     seed: int) -> Learner:
     """``learner`` adapted to ``images`` (N, C, H, W), already standardised, by ``variant``."""
-    if variant.adapt in ("adabn", "adabn+selftrain"):
+    if variant.adapt.startswith("adabn"):
         learner = adabn(learner, images)
-    if variant.adapt in ("selftrain", "adabn+selftrain"):
-        learner = selftrain(learner, images, n_clusters, steps=variant.selftrain_steps,
-                            lr=variant.selftrain_lr, seed=seed).learner
+    options = {"steps": variant.selftrain_steps, "lr": variant.selftrain_lr, "seed": seed}
+    if variant.adapt.endswith("checked-selftrain"):
+        return checked_selftrain(learner, images, n_clusters, **options).learner
+    if variant.adapt.endswith("selftrain"):
+        return selftrain(learner, images, n_clusters, **options).learner
     return learner
 
 

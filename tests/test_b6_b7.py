@@ -133,6 +133,8 @@ def test_variants_validate_and_name_themselves():
     assert b6.Variant().suffix == ""
     assert b6.Variant("block2", "ink", "adabn", "set").suffix == "@block2+ink+adabn@set"
     assert b6.Variant(adapt="selftrain", selftrain_steps=5).suffix == "+selftrain5@lr0.0001"
+    assert b6.Variant(adapt="adabn+checked-selftrain", selftrain_lr=3e-3).suffix == (
+        "+adabn+checked-selftrain20@lr0.003")
     for bad in ({"space": "layer2"}, {"adapt": "magic"}, {"scope": "world"}, {"refine": "x"}):
         with pytest.raises(UmetaError):
             b6.Variant(**bad)
@@ -142,10 +144,12 @@ def test_evaluate_learner_scores_every_cell_against_kmeans(xdomain):
     folder, _ = xdomain
     learner = _tiny_learner()
     variants = (b6.Variant(), b6.Variant("block2", adapt="adabn"),
-                b6.Variant(adapt="adabn", scope="set"))
+                b6.Variant(adapt="adabn", scope="set"),
+                b6.Variant(adapt="adabn+checked-selftrain", selftrain_steps=2))
     out = b6.evaluate_learner(learner, data_dir=folder, settings=[(5, 4)], n_tasks=3,
                               variants=variants, jobs=1)
-    assert set(out["summary"]) == {"", "@block2+adabn", "+adabn@set"}
+    assert set(out["summary"]) == {"", "@block2+adabn", "+adabn@set",
+                                   "+adabn+checked-selftrain2@lr0.0001"}
     acc = [r for r in out["rows"] if r["metric"] == "clustering_accuracy"]
     assert {(r["dataset"], r["method"]) for r in acc} == {
         (s, "umeta" + v.suffix) for s in ("alpha", "beta") for v in variants}

@@ -7,9 +7,17 @@ import torch
 
 from umeta.adapt.adabn import adabn
 from umeta.adapt.layers import LayerEmbedding, block_outputs
-from umeta.adapt.selftrain import _balanced_draw, pseudo_labels, selftrain, selftrain_task_features
+from umeta.adapt.selftrain import (
+    _balanced_draw,
+    checked_selftrain,
+    pixel_agreement_gain,
+    pseudo_labels,
+    selftrain,
+    selftrain_task_features,
+)
 from umeta.config import TrainConfig
 from umeta.errors import UmetaError
+from umeta.metrics import ari
 from umeta.tasks.augment import Augment
 from umeta.train import build_learner
 
@@ -119,3 +127,28 @@ def test_layer_embedding_errors():
     off_path = LayerEmbedding(psco, "momentum_backbone.features.3")
     with pytest.raises(UmetaError, match="not on the path"):
         off_path.embed(_two_groups())
+
+
+def test_pixel_agreement_prefers_the_partition_the_pixels_support():
+    x = _two_groups()
+    truth = torch.arange(12) // 6
+    mixed = torch.arange(12) % 2
+    assert pixel_agreement_gain(x, mixed, truth, 2) == pytest.approx(1.0 - ari(
+        truth.numpy(), mixed.numpy()))
+    assert pixel_agreement_gain(x, truth, mixed, 2) < 0
+    assert pixel_agreement_gain(x, truth, 1 - truth, 2) == pytest.approx(0.0)
+
+
+def test_checked_selftrain_keeps_the_copy_only_when_the_check_is_positive():
+    learner = _learner()
+    x = _two_groups()
+    for lr in (1e-2, 1.0):
+        out = checked_selftrain(learner, x, 2, steps=10, lr=lr, seed=0)
+        tuned = selftrain(learner, x, 2, steps=10, lr=lr, seed=0).learner
+        before = pseudo_labels(learner, x, 2, 0)
+        after = pseudo_labels(tuned, x, 2, 0)
+        assert out.agreement_gain == pytest.approx(pixel_agreement_gain(x, before, after, 2))
+        assert out.kept == (out.agreement_gain > 0)
+        reference = tuned if out.kept else learner
+        assert torch.allclose(out.learner.embed(x), reference.embed(x))
+        assert torch.equal(out.labels, after if out.kept else before)

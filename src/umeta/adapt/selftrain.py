@@ -11,6 +11,13 @@ what the augmentation changes on this data.
 
 BatchNorm is kept in eval mode, as in `umeta.adapt.finetune`: only the weights change (combine
 with `umeta.adapt.adabn` to re-estimate the statistics first). Labels never reach this module.
+
+Self-training can lose on some collections, so :func:`checked_selftrain` keeps the self-trained
+copy only when a label-free check says it helped: its partition must agree better (ARI) with
+k-means of the images' pixels than the partition before self-training does
+(:func:`pixel_agreement_gain`), pixels being a second view of the same images whose errors are
+not the model's. The check was chosen on one B6 set and judged on the others
+(``benchmarks/results/b6_selftrain_criterion_*.json``).
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from umeta.adapt.cluster import cluster_tasks
 from umeta.adapt.embed import check_image_shape, model_device
 from umeta.adapt.finetune import check_finetune_args
 from umeta.errors import UmetaError
+from umeta.metrics import ari
 from umeta.learners.base import Learner
 from umeta.tasks.augment import Augment
 from umeta.tasks.episode import Episode
@@ -168,3 +176,69 @@ def selftrain_task_features(learner: Learner, images: Tensor, n_clusters: int, *
         tuned = selftrain(learner, task, n_clusters, seed=seed + t, **options).learner
         out.append(tuned.embed(_as_float(task, model_device(tuned, task.device))))
     return torch.stack(out)
+
+
+def pixel_agreement_gain(images: Tensor, before: Tensor, after: Tensor, n_clusters: int,
+                         seed: int = 0) -> float:
+    """ARI of ``after`` with k-means of the pixels minus that of ``before`` (label-free).
+
+    Parameters
+    ----------
+    images : Tensor of shape (N, C, H, W), float
+    before, after : Tensor of shape (N,)
+        Two partitions of the images.
+    n_clusters : int
+        Clusters of the pixel k-means (10 restarts, seeded).
+
+    Returns
+    -------
+    float in [-2, 2]; > 0 means ``after`` agrees better with the pixels.
+    """
+    pixels = cluster_tasks(images.flatten(1)[None].float(), n_clusters, seed=seed).labels[0]
+    p = pixels.cpu().numpy()
+    return ari(p, after.cpu().numpy()) - ari(p, before.cpu().numpy())
+
+
+@dataclass
+class CheckedSelfTraining:
+    """What :func:`checked_selftrain` returns.
+
+    Attributes
+    ----------
+    learner : Learner
+        The self-trained copy if it was kept, else (a copy of) the learner given.
+    kept : bool
+    agreement_gain : float
+        :func:`pixel_agreement_gain` of the self-trained partition over the one before.
+    labels : Tensor of shape (N,)
+        The partition of the learner returned (k-means of its normalised embedding).
+    """
+
+    learner: Learner
+    kept: bool
+    agreement_gain: float
+    labels: Tensor
+
+
+def checked_selftrain(learner: Learner, images: Tensor, n_clusters: int, *, seed: int = 0,
+                      **options) -> CheckedSelfTraining:
+    """:func:`selftrain`, kept only if :func:`pixel_agreement_gain` is positive.
+
+    Parameters
+    ----------
+    learner, images, n_clusters, seed : see :func:`selftrain`
+    **options
+        More arguments of :func:`selftrain` (steps, lr, shots, refresh_every, views).
+
+    Returns
+    -------
+    CheckedSelfTraining
+    """
+    tuned = selftrain(learner, images, n_clusters, seed=seed, **options).learner
+    x = _as_float(images, model_device(learner, torch.device("cpu")))
+    before = pseudo_labels(learner, x, n_clusters, seed)
+    after = pseudo_labels(tuned, x, n_clusters, seed)
+    gain = pixel_agreement_gain(x, before, after, n_clusters, seed)
+    if gain > 0:
+        return CheckedSelfTraining(tuned, True, gain, after)
+    return CheckedSelfTraining(copy.deepcopy(learner).eval(), False, gain, before)
