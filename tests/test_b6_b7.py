@@ -126,7 +126,8 @@ def test_gain_summary_by_hand():
     assert summary["mean_ci95"] == pytest.approx(np.hypot(ci_a, ci_b) / 2)
     assert summary["min_low"] <= summary["min"] <= summary["min_high"]
     rows = b6.summary_rows("umeta", "label-free", summary)
-    assert [r["metric"] for r in rows] == ["min_gain_vs_kmeans_pixels", "mean_gain_vs_kmeans_pixels"]
+    assert [r["metric"] for r in rows] == [
+        "min_gain_vs_kmeans_pixels", "mean_gain_vs_kmeans_pixels"]
 
 
 def test_variants_validate_and_name_themselves():
