@@ -29,7 +29,13 @@ def _as_float(images: Tensor, device: torch.device) -> Tensor:
 
 
 def _norm_layers(learner: nn.Module) -> list[_BatchNorm]:
-    return [m for m in learner.modules() if isinstance(m, _BatchNorm) and m.track_running_stats]
+    """The BatchNorm layers with running statistics; raises `UmetaError` if there are none."""
+    layers = [m for m in learner.modules() if isinstance(m, _BatchNorm) and m.track_running_stats]
+    if not layers:
+        raise UmetaError(f"AdaBN needs BatchNorm layers with running statistics; "
+                         f"{type(learner).__name__} has none (e.g. MAML normalises each batch "
+                         f"by itself already)")
+    return layers
 
 
 @torch.no_grad()
@@ -84,11 +90,7 @@ def adabn(learner: Learner, images: Tensor, *, batch_size: int = 256) -> Learner
     Learner
         The copy, in eval mode, on the learner's device; the caller's learner is unchanged.
     """
-    layers = _norm_layers(learner)
-    if not layers:
-        raise UmetaError(f"AdaBN needs BatchNorm layers with running statistics; "
-                         f"{type(learner).__name__} has none (e.g. MAML normalises each batch "
-                         f"by itself already)")
+    _norm_layers(learner)
     x = _as_float(images, model_device(learner, torch.device("cpu")))
     check_image_shape(learner, x)
     if len(x) < 2:
@@ -119,9 +121,6 @@ def adabn_task_features(learner: Learner, images: Tensor, batch_size: int = 1024
                          f"got shape {tuple(images.shape)}")
     tuned = copy.deepcopy(learner).eval()
     layers = _norm_layers(tuned)
-    if not layers:
-        raise UmetaError(f"AdaBN needs BatchNorm layers with running statistics; "
-                         f"{type(learner).__name__} has none")
     saved = _snapshot(layers)
     device = model_device(learner, images.device)
     check_image_shape(learner, images[0])
