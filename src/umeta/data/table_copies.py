@@ -6,15 +6,17 @@ Three kinds of evidence, each a ``reason`` of a :class:`NearCopy`:
   through :data:`SOURCE_ALIASES` (the same public data set published under other names, e.g.
   pmlb ``wdbc`` = pmlb ``breast_cancer_wisconsin`` = ADBench ``43_WDBC``).
 * ``"hash"``: the same values, in any order of rows and columns (:func:`content_hash`).
-* ``"rows"``: most rows of the smaller table occur in the other one, up to an affine map of each
-  column and any order of rows and columns (subsets, row subsamples, rescaled or reordered
-  copies, a column dropped or added). Found in two steps: a :class:`Fingerprint` of per-column
-  quantile signatures, which do not change under row order, column order, per-column affine
-  rescaling and row subsampling, pairs the columns of two tables; then a row test aligns the
-  paired columns (robust-standardised start, then Theil-Sen refits on nearest-neighbour pairs)
-  and counts the rows of the smaller table that have an exact twin (within ``row_tol`` robust
-  units) in the other, against the count for the other table with its columns shuffled
-  independently (the chance level of discrete data).
+* ``"rows"``: most rows of the shorter table occur in the other one, up to an affine map of
+  each column and any order of rows and columns (subsets, row subsamples, rescaled, rounded or
+  reordered copies, a column dropped or added). Found in two steps: a :class:`Fingerprint` of
+  per-column quantile signatures, which do not change under row order, column order,
+  per-column affine rescaling and moderate row subsampling, tells whether the columns of two
+  tables pair up; then :func:`shared_rows` searches the column pairing and the affine maps
+  that make rows coincide and counts the rows with an exact twin, against the count for the
+  other table with its columns shuffled independently (the chance level of discrete data).
+
+Limits: a copy that transforms its values other than affinely per column (pmlb's ``car`` is
+one-hot coded in ``car_evaluation``), or keeps too few of their columns, is found by name only.
 """
 
 from __future__ import annotations
