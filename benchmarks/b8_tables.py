@@ -18,7 +18,8 @@ with ``synthetic`` name generated tables and are not compared. No figure of the 
 reported for a table that its training tables contain or near-copy
 (``umeta.data.table_copies.find_near_copies``); those tables are listed with the reason.
 
-Summary rows per metric: the mean over tables (+- 95% CI), the mean rank (1 = best, ties
+Per-table rows go under ``per_table`` in the results file; ``results`` holds the summary
+rows and the speed rows. Summary rows per metric: the mean over tables (+- 95% CI), the mean rank (1 = best, ties
 averaged), and, with a method, ``<metric>_gain_vs_best_baseline`` (its mean minus the best
 baseline's, over the tables it may report, with the 95% CI of the paired differences) and
 ``wilcoxon_p_<metric>`` (two-sided Wilcoxon signed-rank test, scipy); without one, the best
@@ -328,6 +329,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             print(f"{method_name} may not report {key}: near-copy of "
                   f"{', '.join(w['a'] for w in why)}")
     rows: list[dict] = []
+    per_table_rows: list[dict] = []
     seed = args.seed
     with threadpool_limits(args.threads):
         for task, names, metrics in (("clustering", table_baselines.CLUSTERING,
@@ -349,7 +351,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             tables = [load_table(k, root) for k in keys[task]]
             values, per_table = run_task(task, tables, methods, training_of,
                                          {method_name: set(excluded)} if method else {})
-            rows += per_table
+            per_table_rows += per_table
             rows += summarise(values, metrics, baselines, method_name, training_of,
                               f"{task}: all tables")
             if task == "clustering":
@@ -386,6 +388,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                      training_tables=training,
                      excluded={k: v for k, v in sorted(excluded.items())},
                      source_names={k: source_name(k) for k in training})
+    extra["per_table"] = per_table_rows
     write_results(args.out, "B8", rows, device="cpu", wall_s=time.perf_counter() - start,
                   seed=seed, **extra)
     print(f"wrote {args.out} ({len(rows)} rows, {time.perf_counter() - start:.0f} s)")

@@ -236,7 +236,9 @@ def test_full_run_with_a_method_refuses_its_near_copies(root, tmp_path, monkeypa
                     "--out", str(out)])
     doc = json.loads(out.read_text())
     assert doc["benchmark"] == "B8" and doc["excluded"].keys() == {"pmlb/heart_x"}
-    per_table = {(r["method"], r["setting"]) for r in doc["results"] if r["n_tasks"] == 1}
+    tables = set(doc["protocol"]["clustering"]["tables"] + doc["protocol"]["anomaly"]["tables"])
+    assert not any(r["setting"] in tables for r in doc["results"])
+    per_table = {(r["method"], r["setting"]) for r in doc["per_table"]}
     assert ("dummy", "pmlb/heart_x") not in per_table and ("kmeans", "pmlb/heart_x") in per_table
     assert ("dummy", "clustering-data-v1/wut/blobs") in per_table
     assert ("dummy", "adbench-classical/1_pts") in per_table
@@ -246,7 +248,8 @@ def test_full_run_with_a_method_refuses_its_near_copies(root, tmp_path, monkeypa
     assert ("dummy", "rows_per_s", "cluster 500x5") in metrics
     assert doc["protocol"]["clustering"]["tables"] == ["clustering-data-v1/wut/blobs",
                                                        "pmlb/heart_x"]
-    assert {r["training"] for r in doc["results"] if r["method"] == "dummy"} == {"label-free"}
+    assert {r["training"] for r in doc["results"] + doc["per_table"]
+            if r["method"] == "dummy"} == {"label-free"}
     with pytest.raises(UmetaError, match="must look like package.module:factory"):
         b8_tables.main(["--data-dir", str(root), "--method", "dummy_method", "--out",
                         str(out)])
