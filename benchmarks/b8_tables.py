@@ -304,6 +304,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--training-tables", help="JSON list or checkpoint of the method's "
                                                   "training tables")
     parser.add_argument("--threads", type=int, default=1, help="BLAS/OpenMP threads")
+    parser.add_argument("--device", default="cpu",
+                        help="the device the method runs on, for the record (pass it to the "
+                             "method too, e.g. --method-option device=cuda)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
@@ -389,7 +392,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                      excluded={k: v for k, v in sorted(excluded.items())},
                      source_names={k: source_name(k) for k in training})
     extra["per_table"] = per_table_rows
-    write_results(args.out, "B8", rows, device="cpu", wall_s=time.perf_counter() - start,
+    write_results(args.out, "B8", rows, device=args.device, wall_s=time.perf_counter() - start,
                   seed=seed, **extra)
     print(f"wrote {args.out} ({len(rows)} rows, {time.perf_counter() - start:.0f} s)")
 

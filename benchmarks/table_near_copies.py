@@ -73,7 +73,8 @@ def main() -> None:
         "rule": "a pair is listed when its names normalise to one source (reason 'name'), its "
                 "values are equal in some row and column order ('hash'), or at least half of "
                 "the shorter table's rows have a twin in the other, 0.25 above the chance level "
-                "of the other with its columns shuffled, after one affine map per column "
+                "of the other with its columns shuffled, which is at most 0.25, after one "
+                "affine map per column "
                 "('rows'; run when >= 75% of the narrower table's columns pair up by quantile "
                 "signature)",
         "tables": len(keys),

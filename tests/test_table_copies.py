@@ -102,6 +102,18 @@ def test_few_value_patterns_are_no_evidence():
     assert compare_tables(make_table(small, "s"), make_table(large, "l")) is None
 
 
+def test_common_chance_twins_are_no_evidence():
+    """Two independent samples of a narrow diagonal, rounded to 0.1: most rows have a twin,
+    but so do half of them against the shuffled table."""
+    def diagonal(n, seed):
+        rng = np.random.default_rng(seed)
+        t = rng.uniform(0, 10, n)
+        return np.round(np.stack([t, t + rng.normal(scale=0.3, size=n)], 1), 1)
+
+    a, b = make_table(diagonal(300, 0), "a"), make_table(diagonal(8000, 10), "b")
+    assert compare_tables(a, b) is None
+
+
 def test_find_near_copies_reports_name_hash_and_rows():
     x = mixture(0)
     train = [make_table(x, "pmlb/wdbc"), make_table(mixture(1), "pmlb/other")]

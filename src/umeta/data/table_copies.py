@@ -457,12 +457,14 @@ def compare_tables(a: Table, b: Table, fa: Fingerprint | None = None,
                    fb: Fingerprint | None = None, *, col_tol: float = 0.1,
                    min_column_fraction: float = 0.75, row_tol: float = 1e-3,
                    min_shared: float = 0.5, min_above_chance: float = 0.25,
-                   seed: int = 0) -> NearCopy | None:
+                   max_chance: float = 0.25, seed: int = 0) -> NearCopy | None:
     """A :class:`NearCopy` if ``a`` and ``b`` are copies by name, hash or shared rows, else None.
 
     The row test runs when at least ``min_column_fraction`` of the narrower table's
     non-constant columns (and at least two, or its one) pair up; it finds a copy when at least
-    ``min_shared`` of the shorter table's rows have twins, ``min_above_chance`` above chance.
+    ``min_shared`` of the shorter table's rows have twins, ``min_above_chance`` above chance,
+    and the chance level is at most ``max_chance`` (where twins are common by chance, as in
+    coarsely rounded data on a narrow support, shared rows are no evidence).
     A quick row test (64 rows, 4 refits) goes first; the full one runs when the quick one
     finds at least ``min_shared / 2``.
     """
@@ -485,7 +487,8 @@ def compare_tables(a: Table, b: Table, fa: Fingerprint | None = None,
                                                 iterations=4, seed=seed)
         if shared >= min_shared / 2:
             shared, chance, n_columns = shared_rows(*args, row_tol=row_tol, seed=seed)
-        if shared >= min_shared and shared - chance >= min_above_chance:
+        if (shared >= min_shared and shared - chance >= min_above_chance
+                and chance <= max_chance):
             reasons.append("rows")
     if not reasons:
         return None
