@@ -59,7 +59,8 @@ def section(path: Path) -> str:
 
 
 def render() -> str:
-    files = sorted(RESULTS.glob("*.json"))
+    files = [f for f in sorted(RESULTS.glob("*.json"))
+             if "benchmark" in json.loads(f.read_text())]  # not lists such as near-copies
     return HEADER + "\n" + "\n".join(section(f) for f in files)
 
 
