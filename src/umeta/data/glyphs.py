@@ -62,13 +62,15 @@ def _uniform(seed: int, stream: int, ids: tuple[Tensor, ...], n: int) -> Tensor:
 
     Returns
     -------
-    Tensor of shape (*B, n), float32.
+    Tensor of shape (*B, n), float32, on the device of ``ids``.
     """
     seed = int(seed)
-    h = _mix(torch.tensor(((seed ^ (seed >> 32)) & _MASK) ^ (stream * 0x2545F491 & _MASK)))
+    device = ids[0].device if ids else None
+    h = _mix(torch.tensor(((seed ^ (seed >> 32)) & _MASK) ^ (stream * 0x2545F491 & _MASK),
+                          device=device))
     for t in ids:
         h = _mix(h ^ (t.long() & _MASK))
-    pos = torch.arange(n, dtype=torch.long) * _GOLDEN
+    pos = torch.arange(n, dtype=torch.long, device=device) * _GOLDEN
     h = _mix((h.unsqueeze(-1) + pos) & _MASK)
     return ((h.double() + 0.5) / 2.0**32).float()
 

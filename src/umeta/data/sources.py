@@ -24,6 +24,10 @@ def load_part(cfg: DataConfig, part: str, *, rotations: bool | None = None) -> I
     part : "train", "val", "test" or "trainval"
     rotations : override ``cfg.rotations`` (evaluation never adds rotated classes).
     """
+    from umeta.data.mixed import is_mixture, load_mixture
+
+    if is_mixture(cfg.dataset):  # the procedural prior, alone or beside Omniglot
+        return load_mixture(cfg, part, rotations)
     if part not in PARTS:
         raise UmetaError(f"unknown data part {part!r}; choose one of: {', '.join(PARTS)}")
     rotate = cfg.rotations if rotations is None else rotations
@@ -41,4 +45,5 @@ def load_part(cfg: DataConfig, part: str, *, rotations: bool | None = None) -> I
 
         return load_omniglot(part, split=cfg.split, image_size=cfg.image_size, rotations=rotate,
                              data_dir=cfg.data_dir, download=cfg.download)
-    raise UmetaError(f"unknown dataset {cfg.dataset!r}; choose one of: {', '.join(DATASETS)}")
+    raise UmetaError(f"unknown dataset {cfg.dataset!r}; choose one of: {', '.join(DATASETS)}, "
+                     f"procedural, omniglot+procedural[:F]")
