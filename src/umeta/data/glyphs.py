@@ -62,13 +62,15 @@ def _uniform(seed: int, stream: int, ids: tuple[Tensor, ...], n: int) -> Tensor:
 
     Returns
     -------
-    Tensor of shape (*B, n), float32.
+    Tensor of shape (*B, n), float32, on the device of ``ids``.
     """
     seed = int(seed)
-    h = _mix(torch.tensor(((seed ^ (seed >> 32)) & _MASK) ^ (stream * 0x2545F491 & _MASK)))
+    device = ids[0].device if ids else None
+    h = _mix(torch.tensor(((seed ^ (seed >> 32)) & _MASK) ^ (stream * 0x2545F491 & _MASK),
+                          device=device))
     for t in ids:
         h = _mix(h ^ (t.long() & _MASK))
-    pos = torch.arange(n, dtype=torch.long) * _GOLDEN
+    pos = torch.arange(n, dtype=torch.long, device=device) * _GOLDEN
     h = _mix((h.unsqueeze(-1) + pos) & _MASK)
     return ((h.double() + 0.5) / 2.0**32).float()
 
@@ -251,6 +253,17 @@ def _render(points: Tensor, active: Tensor, width: Tensor, image_size: int) -> T
     return out.view(n, 1, size, size)
 
 
+def check_set_sizes(maker: str, num_classes: int, samples_per_class: int, image_size: int,
+                    first_class: int) -> None:
+    """Raise `UmetaError` unless the sizes of a generated set are integers in range (at least
+    1 class and sample, images of at least 8 pixels, a first class >= 0)."""
+    checks = (("num_classes", num_classes, 1), ("samples_per_class", samples_per_class, 1),
+              ("image_size", image_size, 8), ("first_class", first_class, 0))
+    for arg, value, least in checks:
+        if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < least:
+            raise UmetaError(f"{maker}: {arg} must be an integer >= {least}; got {value!r}")
+
+
 def make_glyphs(
     num_classes: int,
     samples_per_class: int = 20,
@@ -291,11 +304,7 @@ def make_glyphs(
     UmetaError
         If a count or size is out of range.
     """
-    checks = (("num_classes", num_classes, 1), ("samples_per_class", samples_per_class, 1),
-              ("image_size", image_size, 8), ("first_class", first_class, 0))
-    for arg, value, least in checks:
-        if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < least:
-            raise UmetaError(f"make_glyphs: {arg} must be an integer >= {least}; got {value!r}")
+    check_set_sizes("make_glyphs", num_classes, samples_per_class, image_size, first_class)
     classes = torch.arange(first_class, first_class + num_classes, dtype=torch.long)
     ctrl, active = _class_strokes(classes, seed)
     points, width = _sample_points(ctrl, classes, samples_per_class, image_size, seed)

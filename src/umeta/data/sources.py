@@ -4,7 +4,8 @@ A run asks for a part by its role: ``train``, ``val``, ``test`` or ``trainval`` 
 what label-free runs and final supervised runs train on). Each data set maps the roles to its
 own parts; a split's own part names (Omniglot's ``background`` / ``evaluation``) work too.
 Omniglot's ``background-evaluation`` split (Lake et al.: train on the 30 background alphabets,
-test on the 20 evaluation alphabets) has no validation part.
+test on the 20 evaluation alphabets) has no validation part. Mixtures of Omniglot with the
+procedural prior (``omniglot+procedural:F``, `umeta.data.mixed`) take Omniglot's parts.
 """
 
 from __future__ import annotations
@@ -34,15 +35,25 @@ OMNIGLOT_ROLES: dict[str, dict[str, str | None]] = {
 DATASETS: Registry[Callable[[DataConfig, str, bool], ImageSet]] = Registry("dataset")
 
 
+def _registered(dataset: str) -> str:
+    """The registry name of ``dataset``: mixtures ``omniglot+procedural:F`` share one loader."""
+    from umeta.data.mixed import is_mixture, parse_mixture
+
+    if is_mixture(dataset):
+        base, _ = parse_mixture(dataset)  # an unknown mixture is one clear error here
+        return "procedural" if base is None else f"{base}+procedural"
+    return dataset
+
+
 def _parts(cfg: DataConfig) -> dict[str, str | None]:
     """Role or part name -> the data set's part name (None where it has none)."""
-    if cfg.dataset == "omniglot":
+    if _registered(cfg.dataset) in ("omniglot", "omniglot+procedural"):
         if cfg.split not in OMNIGLOT_ROLES:
             raise UmetaError(f"unknown Omniglot split {cfg.split!r}; use one of "
                              f"{list(OMNIGLOT_ROLES)}")
         roles = OMNIGLOT_ROLES[cfg.split]
         return {**roles, **{p: p for p in roles.values() if p is not None}}
-    DATASETS.get(cfg.dataset)  # an unknown name lists the valid ones
+    DATASETS.get(_registered(cfg.dataset))  # an unknown name lists the valid ones
     return {role: role for role in ROLES}
 
 
@@ -50,8 +61,9 @@ def resolve_part(cfg: DataConfig, part: str) -> str | None:
     """The data set's own name for ``part`` (a role or a part name); None if it has none."""
     parts = _parts(cfg)
     if part not in parts:
-        raise UmetaError(f"unknown data part {part!r} of {cfg.dataset!r} (split {cfg.split!r}); "
-                         f"choose one of: {', '.join(parts)}")
+        split = f" (split {cfg.split!r})" if "omniglot" in cfg.dataset else ""
+        raise UmetaError(f"unknown data part {part!r} of {cfg.dataset!r}{split}; choose one of: "
+                         f"{', '.join(parts)}")
     return parts[part]
 
 
@@ -73,7 +85,8 @@ def load_part(cfg: DataConfig, part: str, *, rotations: bool | None = None) -> I
     if name is None:
         raise UmetaError(f"the {cfg.split!r} split of {cfg.dataset!r} has no {part!r} part; "
                          f"parts: {', '.join(p for p, n in _parts(cfg).items() if n)}")
-    return DATASETS.get(cfg.dataset)(cfg, name, cfg.rotations if rotations is None else rotations)
+    loader = DATASETS.get(_registered(cfg.dataset))
+    return loader(cfg, name, cfg.rotations if rotations is None else rotations)
 
 
 @DATASETS.register("glyphs")
@@ -94,3 +107,13 @@ def _omniglot(cfg: DataConfig, part: str, rotations: bool) -> ImageSet:
 
     return load_omniglot(part, split=cfg.split, image_size=cfg.image_size, rotations=rotations,
                          data_dir=cfg.data_dir, download=cfg.download)
+
+
+@DATASETS.register("procedural")
+@DATASETS.register("omniglot+procedural")
+def _mixture(cfg: DataConfig, part: str, rotations: bool) -> ImageSet:
+    """The procedural prior alone, or Omniglot's part plus generated images
+    (``omniglot+procedural:F``, `umeta.data.mixed`)."""
+    from umeta.data.mixed import load_mixture
+
+    return load_mixture(cfg, part, rotations)

@@ -532,7 +532,7 @@ def _parse_table_carefully(
         try:
             columns.append(col.astype(np.float64))
         except ValueError:
-            bad = next(i for i, v in enumerate(col) if not _is_number(v))
+            bad = next(i for i, v in enumerate(col) if not is_number(v))
             if not col[bad]:
                 raise UmetaError(
                     f"{what}: empty cell at row {bad} (file line {lines[bad]}), column "
@@ -551,7 +551,8 @@ def _parse_table_carefully(
     return x, y, names
 
 
-def _is_number(text: str) -> bool:
+def is_number(text: str) -> bool:
+    """Whether ``text`` parses as a float."""
     try:
         float(text)
     except ValueError:
