@@ -1,5 +1,8 @@
 import json
+import os
+import stat
 
+import numpy as np
 import pytest
 import torch
 
@@ -269,6 +272,29 @@ def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
         save_checkpoint(path, model=torch.nn.Linear(2, 2), config={})
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["ck.safetensors"]
+
+
+def test_a_checkpoint_with_scrambled_weights_is_refused(tmp_path):
+    model = torch.nn.Linear(40, 40)
+    path = tmp_path / "ck.safetensors"
+    save_checkpoint(path, model=model, config={})
+    raw = bytearray(path.read_bytes())
+    header = 8 + int.from_bytes(raw[:8], "little")  # safetensors: length, JSON header, data
+    floats = np.frombuffer(raw, dtype=np.float32, count=100, offset=header).copy()
+    raw[header : header + 400] = np.random.default_rng(0).permutation(floats).tobytes()
+    path.write_bytes(bytes(raw))  # 100 weights scrambled; the file is still a valid safetensors
+    with pytest.raises(UmetaError, match="is damaged: its tensors do not match the checksum"):
+        read_checkpoint(path)
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_checkpoints_are_created_with_the_umask_like_any_new_file(tmp_path, umask, mode):
+    old = os.umask(umask)
+    try:
+        save_checkpoint(tmp_path / "ck.safetensors", model=torch.nn.Linear(2, 2), config={})
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "ck.safetensors").stat().st_mode) == mode
 
 
 def test_config_file_and_overrides(tmp_path):
