@@ -17,7 +17,7 @@ LAYERS = [
     ["umeta.errors"],
     ["umeta.params", "umeta.registry", "umeta.numeric", "umeta.metrics", "umeta.results",
      "umeta.report", "umeta.checkpoint", "umeta.config", "umeta.distributed", "umeta.cuda_graph",
-     "umeta.memory", "umeta.progress"],
+     "umeta.files", "umeta.memory", "umeta.progress"],
     ["umeta.recipes", "umeta.data"],
     ["umeta.tasks"],
     ["umeta.models"],

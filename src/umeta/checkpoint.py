@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from umeta.errors import UmetaError
+from umeta.files import atomic_path
 
 FORMAT = "umeta-checkpoint-1"
 
@@ -60,18 +60,11 @@ def tensors_sha256(tensors: dict[str, Tensor]) -> str:
     return digest.hexdigest()
 
 
-def _umask() -> int:
-    """The process's umask (reading it means setting it; it is set back at once)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
 def save_checkpoint(path: str | Path, *, model: torch.nn.Module, config: dict[str, Any],
                     optimizer: torch.optim.Optimizer | None = None,
                     scheduler: Any = None, rng: dict[str, Tensor] | None = None,
                     progress: dict[str, Any] | None = None) -> None:
-    """Write a checkpoint atomically (temporary file in the same folder, then ``os.replace``).
+    """Write a checkpoint atomically (`umeta.files.atomic_path`).
 
     Parameters
     ----------
@@ -93,13 +86,8 @@ def save_checkpoint(path: str | Path, *, model: torch.nn.Module, config: dict[st
     for name, state in (rng or {}).items():
         tensors[f"rng.{name}"] = state.cpu()
     meta["sha256"] = tensors_sha256(tensors)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
+    with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata={"umeta": json.dumps(meta, default=float)})
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def read_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> tuple[dict[str, Tensor], dict[str, Any]]:

@@ -12,7 +12,6 @@ import contextlib
 import copy
 import json
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +30,7 @@ from umeta.data.sources import has_part, load_part, resolve_part
 from umeta.distributed import World, distributed_session
 from umeta.errors import UmetaError
 from umeta.evaluate import episode_accuracies
+from umeta.files import FileLocked, atomic_write, file_lock
 from umeta.learners import LEARNERS, MetaLoss
 from umeta.memory import available_bytes, format_bytes, peak_bytes
 from umeta.metrics import mean_ci95
@@ -101,9 +101,8 @@ class RunDir:
                 continue  # a line cut short when the run was killed
             if record.get("step", 0) <= step:
                 kept.append(line + "\n")
-        tmp = self.metrics.with_name(f".{self.metrics.name}.tmp{os.getpid()}")
-        tmp.write_text("".join(kept))
-        os.replace(tmp, self.metrics)
+        with atomic_write(self.metrics) as handle:
+            handle.write("".join(kept))
 
     @contextlib.contextmanager
     def locked(self):
@@ -118,38 +117,13 @@ class RunDir:
         except OSError as err:
             raise UmetaError(f"cannot create --run-dir {str(self.path)!r} ({err.strerror}); "
                              f"choose another --run-dir") from None
-        with open(self.path / ".lock", "a+") as handle:
-            if not _try_lock(handle):
-                handle.seek(0)
-                holder = handle.read().strip() or "unknown"
-                raise UmetaError(f"run directory {str(self.path)!r} is in use by another umeta "
-                                 f"train (pid {holder}); wait for it to end or choose another "
-                                 f"--run-dir")
-            handle.seek(0)
-            handle.truncate()
-            handle.write(f"{os.getpid()}\n")
-            handle.flush()
-            yield
-
-
-def _try_lock(handle) -> bool:
-    """Take an exclusive lock on the open file ``handle`` without waiting; False if another
-    process holds it. Released when the file is closed or the process ends."""
-    try:
-        import fcntl
-    except ImportError:  # Windows
-        import msvcrt
-
         try:
-            msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
-        except OSError:
-            return False
-        return True
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return False
-    return True
+            with file_lock(self.path / ".lock"):
+                yield
+        except FileLocked as err:
+            raise UmetaError(f"run directory {str(self.path)!r} is in use by another umeta train "
+                             f"(pid {err.holder}); wait for it to end or choose another "
+                             f"--run-dir") from None
 
 
 def read_run_config(run_dir: str | Path) -> TrainConfig | None:
