@@ -35,18 +35,19 @@ class _Lines:
 
 
 def progress_bar(total: int | None = None, *, desc: str, unit: str = "it",
-                 enabled: bool = True, initial: int = 0,
-                 stream: IO[str] | None = None) -> plain_tqdm:
+                 enabled: bool = True, initial: int = 0, stream: IO[str] | None = None,
+                 **options) -> plain_tqdm:
     """A tqdm bar for ``total`` items on ``stream`` (default stderr); ``enabled=False`` gives a
-    bar that shows nothing (its methods still work)."""
+    bar that shows nothing (its methods still work). ``options`` go to tqdm (e.g.
+    ``unit_scale``)."""
     stream = sys.stderr if stream is None else stream
     # tqdm.autonotebook is tqdm's notebook widget inside a notebook, else the plain bar
     live = auto_tqdm is not plain_tqdm or (hasattr(stream, "isatty") and stream.isatty())
-    if live:  # a terminal, or a notebook (tqdm.auto's widget)
-        return auto_tqdm(total=total, initial=initial, desc=desc, unit=unit, disable=not enabled,
-                         file=stream, dynamic_ncols=True)
-    return plain_tqdm(total=total, initial=initial, desc=desc, unit=unit, disable=not enabled,
-                      file=_Lines(stream), mininterval=LOG_INTERVAL_S, ncols=100)
+    common = dict(total=total, initial=initial, desc=desc, unit=unit, disable=not enabled,
+                  **options)
+    if live:
+        return auto_tqdm(file=stream, dynamic_ncols=True, **common)
+    return plain_tqdm(file=_Lines(stream), mininterval=LOG_INTERVAL_S, ncols=100, **common)
 
 
 __all__ = ["LOG_INTERVAL_S", "progress_bar"]
