@@ -103,6 +103,11 @@ def build_task_source(cfg: TrainConfig, data: ImageSet, device: torch.device, *,
                                                     progress=progress)
     if source_cls.label_free:
         provided["images"] = data.unlabeled()
+    elif data.num_classes == 0:
+        raise UmetaError(f"tasks.builder {t.builder!r} draws labelled episodes, but {data.name} "
+                         f"has no labels (an image folder without class subfolders); use a "
+                         f"label-free builder (--tasks umtra or psco), or put the images in one "
+                         f"subfolder per class")
     else:
         provided["data"] = data
     return TASK_BUILDERS.build(t.builder, options, **provided)

@@ -302,6 +302,10 @@ class Training:
         world.seed_tasks(self.source, cfg.run.seed)
         if self.validate_every and val_data is None:
             val_data = load_part(cfg.data, "val", rotations=False)
+        if self.validate_every and val_data.num_classes < cfg.tasks.n_way:
+            raise UmetaError(f"validation draws tasks.n_way={cfg.tasks.n_way} classes, but "
+                             f"{val_data.name} has {val_data.num_classes}; set run.val_every=0 "
+                             f"(no validation) or a smaller --n-way")
         self.trainable = learner.trainable_parameters()
         if cfg.run.cuda_graph and world.size > 1:
             raise UmetaError("run.cuda_graph is for one process; set run.cuda_graph=false under "
@@ -531,7 +535,7 @@ def _run(t: Training, progress: bool) -> TrainResult:
         if t.step % cfg.run.log_every == 0 or t.step == total or out_of_time:
             record = t.log_window(sums, window_steps, time.perf_counter() - window_start)
             bar.set_postfix(loss=f"{record['loss']:.3f}", acc=f"{record['accuracy']:.3f}",
-                            tasks_s=f"{record['tasks_per_s']:.0f}")
+                            tasks_s=f"{record['tasks_per_s']:.0f}", refresh=False)
             sums.zero_()
             window_start, window_steps = time.perf_counter(), 0
         if t.val_sampler is not None and (t.step % t.validate_every == 0 or t.step == total):
