@@ -105,14 +105,15 @@ class TrainConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> "TrainConfig":
-        """Build from nested dicts; unknown sections or keys raise `UmetaError`."""
+    def from_dict(cls, raw: dict[str, Any], base: "TrainConfig | None" = None) -> "TrainConfig":
+        """Build from nested dicts over ``base`` (default: the defaults); unknown sections or
+        keys raise `UmetaError`."""
         sections = {f.name: f.type for f in fields(cls)}
         unknown = set(raw) - set(sections)
         if unknown:
             raise UmetaError(f"unknown config section {sorted(unknown)[0]!r}; valid sections: "
                              f"{', '.join(sections)}")
-        cfg = cls()
+        cfg = copy_config(base) if base is not None else cls()
         for name, value in raw.items():
             if not isinstance(value, dict):
                 raise UmetaError(f"config section {name!r} must be a table of keys, got {value!r}")
@@ -163,8 +164,9 @@ def parse_value(text: str) -> Any:
         return text
 
 
-def load_config(path: str | Path) -> TrainConfig:
-    """Read a TOML (``.toml``) or JSON config file."""
+def load_config(path: str | Path, base: TrainConfig | None = None) -> TrainConfig:
+    """Read a TOML (``.toml``) or JSON config file; the keys it sets override ``base``
+    (default: the defaults)."""
     path = Path(path)
     if not path.is_file():
         raise UmetaError(f"config file {str(path)!r} not found; pass an existing .toml or .json file")
@@ -184,14 +186,15 @@ def load_config(path: str | Path) -> TrainConfig:
         if isinstance(err, UmetaError):
             raise
         raise UmetaError(f"config file {str(path)!r} does not parse: {err}") from None
-    return TrainConfig.from_dict(raw)
+    return TrainConfig.from_dict(raw, base)
 
 
 def assemble_config(path: str | Path | None = None, values: dict[str, Any] | None = None,
-                    sets: list[str] = ()) -> TrainConfig:
-    """A config from a file (or the defaults), then ``values`` ({dotted key: value}, None
-    skipped), then ``sets`` (``"section.key=value"`` strings), each overriding the one before."""
-    cfg = load_config(path) if path else TrainConfig()
+                    sets: list[str] = (), base: TrainConfig | None = None) -> TrainConfig:
+    """A config from ``base`` (default: the defaults), then the keys of the file at ``path``,
+    then ``values`` ({dotted key: value}, None skipped), then ``sets``
+    (``"section.key=value"`` strings), each overriding the one before."""
+    cfg = load_config(path, base) if path else (copy_config(base) if base else TrainConfig())
     for key, value in (values or {}).items():
         if value is not None:
             cfg.override(key, value)

@@ -126,7 +126,7 @@ class Pair:
                 and all(self.item.accepts(v) for v in value) and value[0] <= value[1])
 
     def __str__(self) -> str:
-        return f"a pair (low, high) of {self.item}s with low <= high".replace("an ", "", 1)
+        return f"a pair (low, high) with low <= high, each {self.item}"
 
 
 def _accepts(constraint: Any, value: Any) -> bool:
