@@ -38,16 +38,21 @@ def checkpoint(tmp_path_factory):
     return run_dir / "checkpoints" / "best.safetensors"
 
 
-@pytest.fixture(scope="module")
-def image_folder(tmp_path_factory):
-    """3 unseen glyph classes x 6 PNGs of 32x32 (the checkpoint takes 28x28) in class subfolders."""
-    root = tmp_path_factory.mktemp("imgs")
-    glyphs = make_glyphs(3, samples_per_class=6, image_size=32, first_class=2000)
+def glyph_folder(root, num_classes: int, image_size: int, first_class: int):
+    """``num_classes`` glyph classes x 6 PNGs in class subfolders of ``root``."""
+    glyphs = make_glyphs(num_classes, samples_per_class=6, image_size=image_size,
+                         first_class=first_class)
     for i, (img, label) in enumerate(zip(glyphs.images, glyphs.labels)):
         folder = root / glyphs.class_names[int(label)]
         folder.mkdir(exist_ok=True)
         Image.fromarray(img[0].numpy()).save(folder / f"{i:03d}.png")
     return root
+
+
+@pytest.fixture(scope="module")
+def image_folder(tmp_path_factory):
+    """3 unseen glyph classes x 6 PNGs of 32x32 (the checkpoint takes 28x28) in class subfolders."""
+    return glyph_folder(tmp_path_factory.mktemp("imgs"), 3, 32, 2000)
 
 
 def test_version():
@@ -82,7 +87,7 @@ def test_eval_writes_results(checkpoint, tmp_path):
     assert all(r["transductive_steps"] == 0 for r in rows)
     proc = umeta("eval", "--checkpoint", str(checkpoint), "--settings", "5w1s,20w1s",
                  "--episodes", "20", "--q-query", "3", "--device", "cpu", "--out", str(out),
-                 "--transductive-steps", "3")
+                 "--transductive-steps", "3", "--force")  # over the first results
     assert proc.returncode == 0, proc.stderr
     assert "3 transductive steps" in proc.stdout
     refined = json.loads(out.read_text())["results"]
@@ -136,13 +141,14 @@ def test_cluster_with_label_free_fine_tuning(checkpoint, image_folder, tmp_path)
     assert "after 2 label-free fine-tuning steps" in proc.stdout
     assert len(out.read_text().splitlines()) == 19
     assert_user_error(umeta("cluster", str(image_folder), "--finetune-steps", "2", "--out",
-                            str(out)), "--finetune-steps fine-tunes a meta-trained model")
+                            str(out), "--force"), "--finetune-steps fine-tunes a meta-trained model")
 
 
 @pytest.mark.parametrize("args, fragment", [
     (["train", "--backbone", "resnet99", "--steps", "1"], "unknown backbone 'resnet99'"),
     (["train", "--learner", "mamlx", "--steps", "1"], "unknown learner 'mamlx'"),
-    (["train", "--tasks", "umtraa", "--steps", "1"], "unknown task builder 'umtraa'"),
+    (["train", "--tasks", "umtraa", "--steps", "1"],
+     "unknown task builder 'umtraa'; choose one of: cactus, labelled, psco, umtra"),
     (["train", "--n-way", "5000", "--steps", "1"], "n_way=5000 is larger than"),
     (["train", "--k-shot", "15", "--steps", "1"], "k_shot + q_query"),
     (["train", "--set", "optim.lrr=1"], "unknown key optim.lrr"),
@@ -218,13 +224,7 @@ def blobs_csv(tmp_path_factory):
 @pytest.fixture(scope="module")
 def class_folder(tmp_path_factory):
     """12 glyph classes x 6 PNGs (20x20) in class subfolders: a fast data set to train on."""
-    root = tmp_path_factory.mktemp("classes")
-    glyphs = make_glyphs(12, samples_per_class=6, image_size=20, first_class=4000)
-    for i, (img, label) in enumerate(zip(glyphs.images, glyphs.labels)):
-        folder = root / glyphs.class_names[int(label)]
-        folder.mkdir(exist_ok=True)
-        Image.fromarray(img[0].numpy()).save(folder / f"{i:03d}.png")
-    return root
+    return glyph_folder(tmp_path_factory.mktemp("classes"), 12, 20, 4000)
 
 
 def test_out_is_never_overwritten_without_force_and_never_the_input(blobs_csv, tmp_path):

@@ -87,8 +87,8 @@ def _add_train_parser(sub) -> None:
     p = _command(sub, "train", "meta-train a learner (labelled or label-free tasks)",
                  "Meta-train a learner. Settings come from --config (TOML/JSON), then the flags "
                  "below, then --set section.key=value. With --resume the run's own settings are "
-                 "the start instead, and only --steps, run.time_limit_s, --device and "
-                 "--data-dir may change.")
+                 "the start instead, and only --steps, --device, --data-dir and the run "
+                 "section's time_limit_s, log_every and checkpoint_every may change.")
     from umeta.config import TrainConfig
 
     defaults = TrainConfig()

@@ -18,9 +18,10 @@ from umeta.errors import UmetaError
 class DataConfig:
     """Which images to meta-train and evaluate on."""
 
-    dataset: str = "glyphs"  #: "omniglot" or "glyphs" (built in, offline)
+    #: "omniglot", "glyphs" (built in, offline) or the path of a folder of images
+    dataset: str = "glyphs"
     split: str = "vinyals"  #: Omniglot split: "vinyals" or "background-evaluation"
-    image_size: int = 28
+    image_size: int = 28  #: side of the (square) images; an image folder is resized to it
     rotations: bool = False  #: add 90/180/270-degree rotations as classes (supervised only)
     data_dir: str | None = None  #: folder with the data; default $UMETA_DATA or ~/.cache/umeta
     download: bool = True  #: fetch Omniglot's official zips when no copy is found
@@ -85,7 +86,7 @@ class RunConfig:
     channels_last: bool = False
     compile: bool = False  #: torch.compile the training step's model
     cuda_graph: bool = False  #: record the whole step as a CUDA graph and replay it (CUDA only)
-    #: stop once this many seconds of training have passed (checked every log_every steps),
+    #: stop at the first step after this many seconds of this call's training (host clock),
     #: with a checkpoint to continue from with --resume (0: no limit)
     time_limit_s: float = 0.0
 

@@ -41,10 +41,12 @@ from umeta.tasks.sampler import EpisodeSampler
 
 #: The roles a supervised run may train on (label-free runs always use train + val images).
 TRAIN_ROLES = ("train", "trainval")
-#: Config keys that a resumed run may change: its length, its time limit, where it runs and
-#: where its data and run directory are found. Any other change is refused.
-RESUMABLE_KEYS = ("optim.steps", "run.time_limit_s", "run.device", "run.run_dir",
-                  "data.data_dir", "data.download")
+#: Config keys that a resumed run may change: its length and time limit, where it runs, how often
+#: it logs and checkpoints, and where its data and run directory are found. Any other change
+#: (what is trained, and how the step runs: the optimizer state of a CUDA-graph step is kept in
+#: another form) is refused.
+RESUMABLE_KEYS = ("optim.steps", "run.time_limit_s", "run.device", "run.log_every",
+                  "run.checkpoint_every", "run.run_dir", "data.data_dir", "data.download")
 #: Smallest value of each whole-number setting (checked before anything is built).
 MINIMA = {"optim.steps": 1, "optim.meta_batch": 1, "optim.step_every": 1, "model.hidden": 1,
           "data.image_size": 1, "tasks.k_shot": 1, "tasks.q_query": 1, "run.val_every": 0,
