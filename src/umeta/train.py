@@ -236,7 +236,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True,
             training.restore(checkpoint)
         if world.is_main:
             run.trim_metrics(training.step)
-            run.config.write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+            with atomic_write(run.config) as handle:
+                handle.write(json.dumps(cfg.to_dict(), indent=2) + "\n")
         world.broadcast_module(training.learner)
         return _run(training, progress)
 
