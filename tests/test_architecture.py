@@ -16,7 +16,8 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 LAYERS = [
     ["umeta.errors"],
     ["umeta.params", "umeta.registry", "umeta.numeric", "umeta.metrics", "umeta.results",
-     "umeta.report", "umeta.checkpoint", "umeta.config", "umeta.distributed", "umeta.cuda_graph"],
+     "umeta.report", "umeta.checkpoint", "umeta.config", "umeta.distributed", "umeta.cuda_graph",
+     "umeta.files", "umeta.memory", "umeta.progress"],
     ["umeta.recipes", "umeta.data"],
     ["umeta.tasks"],
     ["umeta.models"],

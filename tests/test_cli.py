@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -37,16 +38,21 @@ def checkpoint(tmp_path_factory):
     return run_dir / "checkpoints" / "best.safetensors"
 
 
-@pytest.fixture(scope="module")
-def image_folder(tmp_path_factory):
-    """3 unseen glyph classes x 6 PNGs of 32x32 (the checkpoint takes 28x28) in class subfolders."""
-    root = tmp_path_factory.mktemp("imgs")
-    glyphs = make_glyphs(3, samples_per_class=6, image_size=32, first_class=2000)
+def glyph_folder(root, num_classes: int, image_size: int, first_class: int):
+    """``num_classes`` glyph classes x 6 PNGs in class subfolders of ``root``."""
+    glyphs = make_glyphs(num_classes, samples_per_class=6, image_size=image_size,
+                         first_class=first_class)
     for i, (img, label) in enumerate(zip(glyphs.images, glyphs.labels)):
         folder = root / glyphs.class_names[int(label)]
         folder.mkdir(exist_ok=True)
         Image.fromarray(img[0].numpy()).save(folder / f"{i:03d}.png")
     return root
+
+
+@pytest.fixture(scope="module")
+def image_folder(tmp_path_factory):
+    """3 unseen glyph classes x 6 PNGs of 32x32 (the checkpoint takes 28x28) in class subfolders."""
+    return glyph_folder(tmp_path_factory.mktemp("imgs"), 3, 32, 2000)
 
 
 def test_version():
@@ -81,7 +87,7 @@ def test_eval_writes_results(checkpoint, tmp_path):
     assert all(r["transductive_steps"] == 0 for r in rows)
     proc = umeta("eval", "--checkpoint", str(checkpoint), "--settings", "5w1s,20w1s",
                  "--episodes", "20", "--q-query", "3", "--device", "cpu", "--out", str(out),
-                 "--transductive-steps", "3")
+                 "--transductive-steps", "3", "--force")  # over the first results
     assert proc.returncode == 0, proc.stderr
     assert "3 transductive steps" in proc.stdout
     refined = json.loads(out.read_text())["results"]
@@ -96,7 +102,15 @@ def test_resume_through_the_cli(checkpoint):
     proc = umeta("train", "--run-dir", str(run_dir), "--steps", "8", "--resume", "--no-progress",
                  "--device", "cpu")
     assert proc.returncode == 0, proc.stderr
-    assert "trained 8 steps" in proc.stdout
+    assert "resumed at step 6: trained 2 steps (now at step 8 of 8)" in proc.stdout
+    assert_user_error(umeta("train", "--run-dir", str(run_dir), "--steps", "9", "--resume",
+                            "--lr", "0.01", "--device", "cpu"),
+                      "but this call sets --lr 0.01 where the run has 0.001; drop it")
+    proc = umeta("train", "--run-dir", str(run_dir), "--steps", "8", "--resume", "--device", "cpu")
+    assert "nothing to train: the run is at step 8 and --steps is 8" in proc.stdout
+    steps = [json.loads(line)["step"] for line in (run_dir / "metrics.jsonl").open()
+             if "loss" in json.loads(line)]
+    assert len(steps) == len(set(steps))
 
 
 def test_cluster_embed_detect_on_an_image_folder(checkpoint, image_folder, tmp_path):
@@ -127,13 +141,14 @@ def test_cluster_with_label_free_fine_tuning(checkpoint, image_folder, tmp_path)
     assert "after 2 label-free fine-tuning steps" in proc.stdout
     assert len(out.read_text().splitlines()) == 19
     assert_user_error(umeta("cluster", str(image_folder), "--finetune-steps", "2", "--out",
-                            str(out)), "--finetune-steps fine-tunes a meta-trained model")
+                            str(out), "--force"), "--finetune-steps fine-tunes a meta-trained model")
 
 
 @pytest.mark.parametrize("args, fragment", [
     (["train", "--backbone", "resnet99", "--steps", "1"], "unknown backbone 'resnet99'"),
     (["train", "--learner", "mamlx", "--steps", "1"], "unknown learner 'mamlx'"),
-    (["train", "--tasks", "umtraa", "--steps", "1"], "unknown task builder 'umtraa'"),
+    (["train", "--tasks", "umtraa", "--steps", "1"],
+     "unknown task builder 'umtraa'; choose one of: cactus, labelled, psco, umtra"),
     (["train", "--n-way", "5000", "--steps", "1"], "n_way=5000 is larger than"),
     (["train", "--k-shot", "15", "--steps", "1"], "k_shot + q_query"),
     (["train", "--set", "optim.lrr=1"], "unknown key optim.lrr"),
@@ -191,3 +206,216 @@ def test_lake_background_evaluation_protocol_trains_and_evaluates(shared_data, t
     assert "omniglot/background-evaluation/evaluation" in proc.stdout
     doc = json.loads(out.read_text())
     assert doc["split"] == "background-evaluation" and doc["test_classes"] == 659
+
+
+# ---------------------------------------------------------------------------- issue 17
+
+
+@pytest.fixture(scope="module")
+def blobs_csv(tmp_path_factory):
+    """60 rows of 4 features in two far-apart blobs."""
+    rng = np.random.default_rng(0)
+    x = np.r_[rng.normal(0, 1, (30, 4)), rng.normal(8, 1, (30, 4))]
+    path = tmp_path_factory.mktemp("csv") / "blobs.csv"
+    path.write_text("a,b,c,d\n" + "\n".join(",".join(map(str, row)) for row in x) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def class_folder(tmp_path_factory):
+    """12 glyph classes x 6 PNGs (20x20) in class subfolders: a fast data set to train on."""
+    return glyph_folder(tmp_path_factory.mktemp("classes"), 12, 20, 4000)
+
+
+def test_out_is_never_overwritten_without_force_and_never_the_input(blobs_csv, tmp_path):
+    data = tmp_path / "data.csv"
+    data.write_bytes(blobs_csv.read_bytes())
+    for force in ([], ["--force"]):
+        assert_user_error(umeta("cluster", str(data), "--n-clusters", "2", "--out", str(data),
+                                *force), "is the input data")
+    assert data.read_bytes() == blobs_csv.read_bytes()
+    out = tmp_path / "clusters.csv"
+    out.write_text("a user's file\n")
+    assert_user_error(umeta("cluster", str(data), "--n-clusters", "2", "--out", str(out)),
+                      "exists; pass --force to overwrite it")
+    assert out.read_text() == "a user's file\n"
+    proc = umeta("cluster", str(data), "--n-clusters", "2", "--out", str(out), "--force")
+    assert proc.returncode == 0, proc.stderr
+    assert out.read_text().startswith("id,cluster\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clusters.csv", "data.csv"]  # no temp
+
+
+def test_out_is_checked_before_the_work(tmp_path):
+    assert_user_error(umeta("cluster", str(tmp_path / "missing.csv"), "--out", "o.txt"),
+                      "--out 'o.txt' must end in .csv or .npz")
+    (tmp_path / "afile").write_text("")
+    assert_user_error(umeta("embed", str(tmp_path / "missing.csv"), "--out",
+                            str(tmp_path / "afile" / "e.csv")), "is a file, not a folder")
+    assert_user_error(umeta("run", "--out", str(tmp_path / "afile" / "report")),
+                      "is a file, not a folder")
+
+
+def test_csv_ids_are_plain_csv_not_json(tmp_path):
+    import csv
+
+    root = tmp_path / "imgs"
+    names = ["plain", "with,comma", 'with"quote', "caf\u00e9"]
+    for i, name in enumerate(names):
+        (root / name).mkdir(parents=True)
+        for j in range(2):
+            Image.fromarray(np.full((8, 8), 40 * i + 10 * j, np.uint8)).save(
+                root / name / f"{j}.png")
+    out = tmp_path / "clusters.csv"
+    proc = umeta("cluster", str(root), "--n-clusters", "2", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    rows = list(csv.reader(out.open(encoding="utf-8", newline="")))
+    assert [r[0] for r in rows[1:]] == sorted(f"{n}/{j}.png" for n in names for j in range(2))
+    lines = out.read_text(encoding="utf-8").splitlines()
+    starts = {line.rsplit(",", 1)[0] for line in lines[1:]}
+    assert {"caf\u00e9/0.png", "plain/0.png", '"with,comma/0.png"', '"with""quote/0.png"'} <= starts
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["train", "--seed", "-1"], "--seed -1 must be an integer in [0, 4294967295]"),
+    (["train", "--seed", str(10**30)], f"--seed {10**30} must be an integer in [0, 4294967295]"),
+    (["cluster", "DATA", "--seed", "-1"], "--seed -1 must be an integer in [0, 4294967295]"),
+    (["detect", "DATA", "--seed", str(2**40)], "--seed 1099511627776 must be an integer"),
+    (["train", "--set", "model.hidden=0"], "model.hidden=0 must be at least 1"),
+    (["train", "--set", "run.log_every=0"], "run.log_every=0 must be at least 1"),
+    (["cluster", "DATA", "--finetune-steps", "99999999999"],
+     "at most 100000 (0 turns it off); got --finetune-steps 99999999999"),
+    (["cluster", "DATA", "--k-range", "5", "3"], "--k-range 5 3 must be a pair (low, high)"),
+    (["cluster", "DATA", "--k-range", "2", "4", "--n-clusters", "3"], "drop it or --n-clusters"),
+    (["cluster", "DATA", "--resize"], "--resize resizes images to the --checkpoint's input size"),
+    (["cluster"], "the following arguments are required: data"),
+    (["train", "--steps", "ten"], "argument --steps: invalid int value: 'ten'"),
+])
+def test_more_bad_input_is_one_line_and_status_2(args, fragment, blobs_csv, tmp_path):
+    args = [str(blobs_csv) if a == "DATA" else a for a in args]
+    extra = ["--run-dir", str(tmp_path / "r"), "--steps", "1"] if args[0] == "train" else \
+        ["--out", str(tmp_path / "o.csv")] if len(args) > 1 else []
+    assert_user_error(umeta(*args, *extra, cwd=tmp_path), fragment)
+
+
+def test_a_run_dir_that_is_a_file_and_a_run_dir_in_use(tmp_path):
+    from umeta.train import RunDir
+
+    (tmp_path / "taken").write_text("")
+    assert_user_error(umeta("train", "--run-dir", str(tmp_path / "taken")),
+                      "--run-dir '" + str(tmp_path / "taken") + "' is a file, not a folder")
+    with RunDir(tmp_path / "busy").locked():  # as a first `umeta train` holds it
+        assert_user_error(umeta("train", "--run-dir", str(tmp_path / "busy"), "--steps", "1"),
+                          f"is in use by another umeta train (pid {os.getpid()})")
+    assert not (tmp_path / "busy" / "metrics.jsonl").exists()
+
+
+def test_a_meta_batch_too_large_for_memory_is_refused(class_folder, tmp_path):
+    assert_user_error(umeta("train", "--dataset", str(class_folder), "--meta-batch", "100000",
+                            "--q-query", "2", "--set", "run.val_every=0", "--run-dir",
+                            str(tmp_path / "r"), "--device", "cpu"),
+                      "--meta-batch 100000 needs about")
+
+
+def test_the_cluster_count_estimate_says_so(blobs_csv, tmp_path):
+    proc = umeta("cluster", str(blobs_csv), "--out", str(tmp_path / "a.csv"))
+    assert proc.returncode == 0, proc.stderr
+    assert "the number of clusters was estimated: 2 had the best silhouette of k = 2..10" in \
+        proc.stdout
+    proc = umeta("cluster", str(blobs_csv), "--k-range", "3", "4", "--out", str(tmp_path / "b.csv"))
+    assert "of k = 3..4" in proc.stdout
+    proc = umeta("cluster", str(blobs_csv), "--n-clusters", "2", "--out", str(tmp_path / "c.csv"))
+    assert "estimated" not in proc.stdout
+
+
+def test_the_top_of_the_range_is_flagged(tmp_path):
+    rng = np.random.default_rng(1)
+    centres = rng.normal(0, 20, (6, 3))
+    x = np.concatenate([c + rng.normal(0, 0.3, (10, 3)) for c in centres])
+    path = tmp_path / "six.npz"
+    np.savez(path, X=x)
+    proc = umeta("cluster", str(path), "--k-range", "2", "4", "--out", str(tmp_path / "o.csv"))
+    assert proc.returncode == 0, proc.stderr
+    assert "4 had the best silhouette of k = 2..4" in proc.stdout
+    assert "4 is the top of the range: the data may hold more clusters" in proc.stdout
+
+
+def anomaly_npz(path, normal_name: str, anomaly_name: str):
+    """30 normal vectors around 0 and 3 anomalies far away in different directions."""
+    rng = np.random.default_rng(0)
+    x = np.r_[rng.normal(0, 1, (30, 3)), 12 * np.eye(3)]
+    y = np.array([normal_name] * 30 + [anomaly_name] * 3)
+    np.savez(path, X=x, y=y)
+    return path
+
+
+def test_detect_auroc_takes_the_anomalous_class_by_name_not_by_sorted_order(tmp_path):
+    data = anomaly_npz(tmp_path / "named.npz", "normal", "anomaly")  # sorted: anomaly first
+    proc = umeta("detect", str(data), "--out", str(tmp_path / "a.csv"))
+    assert proc.returncode == 0, proc.stderr
+    assert "AUROC against the labels: 1.000 (anomalous class: 'anomaly', by its name" in proc.stdout
+    proc = umeta("detect", str(data), "--anomaly-class", "normal", "--out", str(tmp_path / "b.csv"))
+    assert "AUROC against the labels: 0.000 (anomalous class: 'normal', as --anomaly-class" in \
+        proc.stdout
+    good = anomaly_npz(tmp_path / "good.npz", "good", "zzz")
+    proc = umeta("detect", str(good), "--out", str(tmp_path / "c.csv"))
+    assert "1.000 (anomalous class: 'zzz', the class not named normal" in proc.stdout
+    unknown = anomaly_npz(tmp_path / "unknown.npz", "cats", "dogs")
+    proc = umeta("detect", str(unknown), "--out", str(tmp_path / "d.csv"))
+    assert "no AUROC: which of the classes cats, dogs is anomalous is not known" in proc.stdout
+    assert_user_error(umeta("detect", str(unknown), "--anomaly-class", "cows", "--out",
+                            str(tmp_path / "e.csv")), "--anomaly-class 'cows' is not a class")
+
+
+def test_eval_takes_the_builtin_model_refuses_to_overwrite_and_shows_progress(checkpoint,
+                                                                              tmp_path):
+    from umeta.pretrained import BUILTIN_STEPS
+
+    cache = tmp_path / "cache"
+    made = cache / "models" / f"builtin-glyphs-{BUILTIN_STEPS}" / "checkpoints"
+    made.mkdir(parents=True)
+    (made / "last.safetensors").write_bytes(checkpoint.read_bytes())  # as if made on first use
+    out = tmp_path / "b1.json"
+    out.write_text("{}")
+    args = ["eval", "--checkpoint", "builtin", "--settings", "5w1s", "--episodes", "20",
+            "--q-query", "3", "--device", "cpu", "--out", str(out)]
+    env = {**os.environ, "UMETA_CACHE": str(cache)}
+    refused = subprocess.run([sys.executable, "-m", "umeta", *args], capture_output=True,
+                             text=True, env=env, timeout=600)
+    assert_user_error(refused, "exists; pass --force to overwrite it")
+    proc = subprocess.run([sys.executable, "-m", "umeta", *args, "--force"], capture_output=True,
+                          text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(out.read_text())["results"][0]["n_tasks"] == 20
+    assert "\r" not in proc.stderr  # stderr is a pipe: plain progress lines
+    assert any(line.startswith("eval: 100%") and "20/20" in line
+               for line in proc.stderr.splitlines())
+
+
+def test_train_and_eval_on_your_own_image_folder(class_folder, tmp_path):
+    run_dir = tmp_path / "run"
+    proc = umeta("train", "--dataset", str(class_folder), "--tasks", "umtra", "--steps", "3",
+                 "--meta-batch", "2", "--set", "model.hidden=8", "--run-dir", str(run_dir),
+                 "--device", "cpu")
+    assert proc.returncode == 0, proc.stderr
+    assert "\r" not in proc.stderr and "meta-train: 100%" in proc.stderr
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["data"]["dataset"] == str(class_folder)
+    proc = umeta("eval", "--checkpoint", str(run_dir / "checkpoints" / "last.safetensors"),
+                 "--settings", "2w1s", "--episodes", "5", "--q-query", "2", "--device", "cpu",
+                 "--no-progress")
+    assert proc.returncode == 0, proc.stderr
+    assert f"({class_folder.name}/test, 5 episodes)" in proc.stdout  # the held-out classes
+
+
+def test_help_shows_defaults_and_choices_and_every_command_has_a_description():
+    train = umeta("train", "--help").stdout
+    assert "sets optim.lr (default: 0.001)" in train
+    assert "(one of: maml, protonet, psco)" in " ".join(train.split())
+    assert "(one of: cactus, labelled, psco, umtra)" in " ".join(train.split())
+    cluster = " ".join(umeta("cluster", "--help").stdout.split())
+    assert "--seed SEED seed of k-means and fine-tuning (default: 0)" in cluster
+    assert "{none,soft,balanced}" in cluster
+    for command in ("run", "train", "eval", "cluster", "embed", "detect"):
+        text = umeta(command, "--help").stdout
+        description = text.split("\n\n")[1]
+        assert not description.startswith(("options:", "positional")), command

@@ -20,3 +20,14 @@ def test_benchmark_table_is_built_from_the_results_files():
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "make_table.py"), "--check"],
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_the_readme_torchrun_examples_split_their_meta_batch():
+    from umeta.config import load_config
+
+    readme = (ROOT / "README.md").read_text()
+    examples = re.findall(r"torchrun --nproc_per_node (\d+) -m umeta train --config (\S+)", readme)
+    assert examples
+    for processes, config in examples:
+        meta_batch = load_config(ROOT / config).optim.meta_batch
+        assert meta_batch % int(processes) == 0, (config, meta_batch, processes)

@@ -211,3 +211,21 @@ def test_checkpoint_path_is_loaded_lazily(learner, blobs, monkeypatch, tmp_path)
     assert est.learner_ is learner
     est.transform(blobs[0])
     assert len(calls) == 1  # loaded once, in fit
+
+
+def test_the_clusterer_estimates_k_by_default_as_the_cli_does():
+    from umeta.cli import build_parser
+
+    cli = build_parser().parse_args(["cluster", "data.csv"])
+    assert MetaClusterer().n_clusters is None and cli.n_clusters is None
+    x, _ = make_blobs(8, centers=2, n_features=2, cluster_std=0.1, random_state=0)
+    est = MetaClusterer().fit(x)  # 8 samples: the default range 2..10 is searched up to 7
+    assert est.k_range_ == (2, 7) and est.n_clusters_ == 2
+    assert MetaClusterer(n_clusters=2).fit(x).k_range_ is None
+
+
+@pytest.mark.parametrize("seed", [-1, 2**32, 10**30])
+def test_a_seed_outside_numpys_range_is_a_parameter_error(seed):
+    x = np.random.default_rng(0).normal(size=(20, 3))
+    with pytest.raises(UmetaError, match=r"random_state=.* must be an integer in \[0, 4294967295\]"):
+        MetaClusterer(n_clusters=2, random_state=seed).fit(x)

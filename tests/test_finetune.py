@@ -192,3 +192,10 @@ def test_the_clusterer_checks_its_fine_tuning_arguments(learner, images):
         MetaClusterer(None, 3, finetune_steps=-1).fit(x)
     with pytest.raises(UmetaError, match="learning rate"):
         MetaClusterer(learner, 3, finetune_steps=1, finetune_lr=0).fit(images.numpy())
+
+
+def test_a_step_count_far_past_any_use_is_refused_before_running(learner, images):
+    with pytest.raises(UmetaError, match=r"at most 100000 .*; got steps=99999999999"):
+        finetune(learner, images, steps=99999999999)
+    with pytest.raises(UmetaError, match=r"got finetune_steps=99999999999"):
+        MetaClusterer(learner, 3, finetune_steps=99999999999).fit(images.numpy())

@@ -213,6 +213,7 @@ def test_load_argument_errors(kw, match, tmp_path):
 
 def test_missing_data_offline_is_one_line_error(tmp_path, monkeypatch):
     monkeypatch.delenv("UMETA_DATA", raising=False)
+    (tmp_path / "d").mkdir()  # a folder without Omniglot in it
     with pytest.raises(UmetaError) as info:
         load_omniglot("val", data_dir=tmp_path / "d", cache_dir=tmp_path / "c", download=False)
     message = str(info.value)
@@ -455,6 +456,7 @@ def test_download_on_first_use(zip_server, tmp_path, monkeypatch):
     small1_sha256 = "f38eb80f801274ac2b4dff5b24289016bfaba4a7d5bb50deebf27104ad6cb8a4"
     monkeypatch.setitem(omniglot.OMNIGLOT_SHA256, "images_background", small1_sha256)
     monkeypatch.setenv("UMETA_OMNIGLOT_URL", zip_server)
+    (tmp_path / "none").mkdir()  # a folder without Omniglot in it
     data = load_omniglot("background", split="background-evaluation", data_dir=tmp_path / "none",
                          cache_dir=tmp_path / "cache", progress=False)
     assert data.num_classes == 136
@@ -476,5 +478,17 @@ def test_processed_copy_alone_is_enough(shared_data, tmp_path, monkeypatch):
     cache = tmp_path / "cache"
     first = load_omniglot("test", data_dir=shared_data / "omniglot", cache_dir=cache)
     monkeypatch.delenv("UMETA_DATA", raising=False)
+    (tmp_path / "nothing").mkdir()  # a folder without Omniglot in it
     again = load_omniglot("test", data_dir=tmp_path / "nothing", cache_dir=cache, download=False)
     assert torch.equal(first.images, again.images) and first.class_names == again.class_names
+
+
+def test_a_data_dir_that_does_not_exist_is_an_error_even_with_a_cache(shared_data, tmp_path,
+                                                                      monkeypatch):
+    cache = tmp_path / "cache"
+    load_omniglot("test", data_dir=shared_data / "omniglot", cache_dir=cache)  # cached now
+    with pytest.raises(UmetaError, match=r"--data-dir \(data_dir\) '.*typo' is not a folder"):
+        load_omniglot("test", data_dir=tmp_path / "typo", cache_dir=cache, download=False)
+    monkeypatch.setenv("UMETA_DATA", str(tmp_path / "typo"))
+    with pytest.raises(UmetaError, match=r"\$UMETA_DATA '.*typo' is not a folder"):
+        load_omniglot("test", cache_dir=cache, download=False)

@@ -1,5 +1,8 @@
 import json
+import os
+import stat
 
+import numpy as np
 import pytest
 import torch
 
@@ -69,17 +72,29 @@ def test_killed_run_resumes_exactly(tmp_path, noisy_classes, monkeypatch):
             torch.testing.assert_close(last_b[key], value, rtol=0, atol=0, msg=key)
 
 
+def seconds_per_step(monkeypatch, seconds: float = 1.0) -> None:
+    """A fake clock that advances ``seconds`` with every training step (and never otherwise)."""
+    now = [0.0]
+    real_step = umeta.train.Training.train_step
+
+    def timed_step(self, batch):
+        now[0] += seconds
+        return real_step(self, batch)
+
+    monkeypatch.setattr(umeta.train.time, "perf_counter", lambda: now[0])
+    monkeypatch.setattr(umeta.train.Training, "train_step", timed_step)
+
+
 def test_time_limited_calls_resume_to_the_straight_run(tmp_path, noisy_classes, monkeypatch):
     straight = train(small_config(tmp_path / "a", steps=20), train_data=noisy_classes,
                      val_data=noisy_classes, progress=False)
-    clock = iter(range(0, 10**6, 7))  # every reading of the clock is 7 s after the previous one
-    monkeypatch.setattr(umeta.train.time, "perf_counter", lambda: float(next(clock)))
+    seconds_per_step(monkeypatch)
     cfg = small_config(tmp_path / "b", steps=20)
-    cfg.run.time_limit_s = 1.0  # passed at the first log window: steps 5, 10, 15, 20
+    cfg.run.time_limit_s = 6.5  # passed after 7 steps of each call, between log windows
     calls = [train(cfg, train_data=noisy_classes, val_data=noisy_classes, progress=False,
-                   resume=bool(i)) for i in range(4)]
-    assert [c.steps for c in calls] == [5, 10, 15, 20]
-    assert [c.finished for c in calls] == [False, False, False, True]
+                   resume=bool(i)) for i in range(3)]
+    assert [c.steps for c in calls] == [7, 14, 20]
+    assert [c.finished for c in calls] == [False, False, True]
     assert calls[-1].total_train_s > calls[-1].wall_s
     last_a = read_checkpoint(tmp_path / "a" / "checkpoints" / "last.safetensors")[0]
     last_b, meta = read_checkpoint(tmp_path / "b" / "checkpoints" / "last.safetensors")
@@ -88,6 +103,125 @@ def test_time_limited_calls_resume_to_the_straight_run(tmp_path, noisy_classes, 
         if key.startswith(("model.", "optim.")):
             torch.testing.assert_close(last_b[key], value, rtol=0, atol=0, msg=key)
     assert calls[-1].best_val_accuracy == straight.best_val_accuracy
+
+
+def test_time_limit_stops_at_the_first_step_past_it_whatever_log_every(tmp_path, noisy_classes,
+                                                                       monkeypatch):
+    seconds_per_step(monkeypatch)
+    cfg = small_config(tmp_path / "run", steps=20)
+    cfg.run.time_limit_s, cfg.run.log_every, cfg.run.val_every = 3.0, 1000, 0
+    result = train(cfg, train_data=noisy_classes, progress=False)
+    assert result.steps == 3 and not result.finished
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").open()]
+    assert [r["step"] for r in records] == [3]  # the unfinished log window is logged
+
+
+class _Ranks:
+    """The parts of `World` that `TimeLimit` uses, for several ranks whose clocks agree."""
+
+    enabled, comm_device = True, torch.device("cpu")
+
+    def mean(self, x):
+        self.syncs += 1
+        return x
+
+
+def test_several_ranks_check_the_time_limit_rarely_and_stop_just_past_it():
+    from types import SimpleNamespace
+
+    from umeta.train import TimeLimit
+
+    now = [0.0]
+    world = _Ranks()
+    world.syncs = 0
+    run = SimpleNamespace(step=0, world=world, elapsed=lambda: now[0],
+                          cfg=SimpleNamespace(run=SimpleNamespace(time_limit_s=100.0)))
+    limit = TimeLimit(run)
+    while True:
+        run.step += 1
+        now[0] += 0.01  # 100 steps per second: the limit passes after step 10,000
+        if limit.passed():
+            break
+    assert 10_000 <= run.step <= 10_001
+    assert world.syncs < 40  # not one per step
+
+
+def test_a_second_train_in_a_run_dir_in_use_is_refused(tmp_path, noisy_classes):
+    from umeta.train import RunDir
+
+    cfg = small_config(tmp_path / "run", steps=2)
+    with RunDir(cfg.run.run_dir).locked():  # another `umeta train` holds the directory
+        with pytest.raises(UmetaError, match="is in use by another umeta train"):
+            train(cfg, train_data=noisy_classes, val_data=noisy_classes, progress=False)
+        assert not (tmp_path / "run" / "metrics.jsonl").exists()
+    train(cfg, train_data=noisy_classes, val_data=noisy_classes, progress=False)  # released
+
+
+def test_run_dir_that_is_a_file_is_an_error(tmp_path, noisy_classes):
+    (tmp_path / "taken").write_text("a user's file")
+    with pytest.raises(UmetaError, match="is a file, not a folder"):
+        train(small_config(tmp_path / "taken", steps=2), train_data=noisy_classes,
+              progress=False)
+    assert (tmp_path / "taken").read_text() == "a user's file"
+
+
+def test_resume_refuses_changed_settings_and_reports_what_it_trained(tmp_path, noisy_classes):
+    from umeta.params import ParamError
+
+    cfg = small_config(tmp_path / "run", steps=10)
+    train(cfg, train_data=noisy_classes, val_data=noisy_classes, progress=False)
+    changed = small_config(tmp_path / "run", steps=15)
+    changed.optim.lr = 0.01
+    with pytest.raises(ParamError, match=r"this call sets optim.lr=0.01 where the run has 0.001"):
+        train(changed, train_data=noisy_classes, val_data=noisy_classes, progress=False,
+              resume=True)
+    longer = small_config(tmp_path / "run", steps=15)  # a longer run may be resumed
+    result = train(longer, train_data=noisy_classes, val_data=noisy_classes, progress=False,
+                   resume=True)
+    assert (result.start_step, result.steps, result.steps_this_call) == (10, 15, 5)
+
+
+def test_resume_after_a_kill_logs_no_step_twice(tmp_path, noisy_classes, monkeypatch):
+    from umeta.train import RunDir
+
+    real_log = RunDir.log
+
+    def log_then_die(self, record):
+        real_log(self, record)
+        if record.get("step") == 15 and "loss" in record:
+            self.metrics.open("a").write('{"step": 16, "lo')  # a line cut short by kill -9
+            raise KeyboardInterrupt  # killed after logging step 15, before its checkpoint at 20
+
+    monkeypatch.setattr(RunDir, "log", log_then_die)
+    cfg = small_config(tmp_path / "run", steps=20)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, train_data=noisy_classes, val_data=noisy_classes, progress=False)
+    monkeypatch.setattr(RunDir, "log", real_log)
+    train(cfg, train_data=noisy_classes, val_data=noisy_classes, progress=False, resume=True)
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").open()]
+    losses = [r["step"] for r in records if "loss" in r]
+    assert losses == [5, 10, 15, 20]
+    assert [r["step"] for r in records if "val_accuracy" in r] == [10, 20]
+
+
+def test_a_meta_batch_that_cannot_fit_in_memory_is_refused_before_training(tmp_path,
+                                                                        noisy_classes):
+    cfg = small_config(tmp_path / "run", steps=2)
+    cfg.optim.meta_batch = 10**7  # terabytes for one step
+    with pytest.raises(UmetaError, match=r"optim.meta_batch=10000000 needs about .* TB for one "
+                                         r"training step .* set optim.meta_batch to \d+ or less"):
+        train(cfg, train_data=noisy_classes, progress=False)
+
+
+def test_the_memory_check_leaves_training_unchanged(tmp_path, noisy_classes, monkeypatch):
+    checked = train(small_config(tmp_path / "a", steps=6), train_data=noisy_classes,
+                    val_data=noisy_classes, progress=False)
+    monkeypatch.setattr(umeta.train, "available_bytes", lambda device: None)  # no check
+    unchecked = train(small_config(tmp_path / "b", steps=6), train_data=noisy_classes,
+                      val_data=noisy_classes, progress=False)
+    for (name, a), b in zip(checked.learner.state_dict().items(),
+                            unchecked.learner.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)
 
 
 def test_negative_time_limit_is_an_error(tmp_path, noisy_classes):
@@ -138,6 +272,29 @@ def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
         save_checkpoint(path, model=torch.nn.Linear(2, 2), config={})
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["ck.safetensors"]
+
+
+def test_a_checkpoint_with_scrambled_weights_is_refused(tmp_path):
+    model = torch.nn.Linear(40, 40)
+    path = tmp_path / "ck.safetensors"
+    save_checkpoint(path, model=model, config={})
+    raw = bytearray(path.read_bytes())
+    header = 8 + int.from_bytes(raw[:8], "little")  # safetensors: length, JSON header, data
+    floats = np.frombuffer(raw, dtype=np.float32, count=100, offset=header).copy()
+    raw[header : header + 400] = np.random.default_rng(0).permutation(floats).tobytes()
+    path.write_bytes(bytes(raw))  # 100 weights scrambled; the file is still a valid safetensors
+    with pytest.raises(UmetaError, match="is damaged: its tensors do not match the checksum"):
+        read_checkpoint(path)
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_checkpoints_are_created_with_the_umask_like_any_new_file(tmp_path, umask, mode):
+    old = os.umask(umask)
+    try:
+        save_checkpoint(tmp_path / "ck.safetensors", model=torch.nn.Linear(2, 2), config={})
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "ck.safetensors").stat().st_mode) == mode
 
 
 def test_config_file_and_overrides(tmp_path):

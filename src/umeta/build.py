@@ -57,7 +57,7 @@ def build_learner(cfg: TrainConfig, image_shape: tuple[int, ...]) -> Learner:
 #: What the run passes to every factory itself (not user options).
 _LEARNER_ARGS = ("backbone", "n_way")
 _BACKBONE_ARGS = ("image_shape", "hidden", "running_stats")
-_BUILDER_ARGS = ("n_way", "k_shot", "q_query", "seed", "images", "data", "embeddings")
+_BUILDER_ARGS = ("n_way", "k_shot", "q_query", "seed", "images", "data", "embeddings", "progress")
 
 
 def check_options(cfg: TrainConfig) -> None:
@@ -83,28 +83,38 @@ def check_pairing(cfg: TrainConfig) -> None:
             f"learner and vice versa)")
 
 
-def build_task_source(cfg: TrainConfig, data: ImageSet, device: torch.device) -> TaskSource:
+def build_task_source(cfg: TrainConfig, data: ImageSet, device: torch.device, *,
+                      progress: bool = False) -> TaskSource:
     """The task source of ``cfg`` over ``data`` (on ``device``).
 
     Label-free builders are handed ``data.unlabeled()`` (images only); the labelled sampler
     the image set. A builder that takes ``embeddings`` (CACTUs) gets those of the training images
-    under the label-free checkpoint named by its ``encoder`` option.
+    under the label-free checkpoint named by its ``encoder`` option. ``progress`` shows bars
+    for slow set-up work (the embeddings, CACTUs' partitions) to builders that take it.
     """
     t = cfg.tasks
     check_pairing(cfg)
     source_cls = TASK_BUILDERS.get(t.builder)
     options = dict(t.options)
-    provided = {"n_way": t.n_way, "k_shot": t.k_shot, "q_query": t.q_query, "seed": cfg.run.seed}
+    provided = {"n_way": t.n_way, "k_shot": t.k_shot, "q_query": t.q_query, "seed": cfg.run.seed,
+                "progress": progress}
     if "embeddings" in TASK_BUILDERS.options(t.builder):
-        provided["embeddings"] = encoder_embeddings(options.pop("encoder", None), data, device)
+        provided["embeddings"] = encoder_embeddings(options.pop("encoder", None), data, device,
+                                                    progress=progress)
     if source_cls.label_free:
         provided["images"] = data.unlabeled()
+    elif data.num_classes == 0:
+        raise UmetaError(f"tasks.builder {t.builder!r} draws labelled episodes, but {data.name} "
+                         f"has no labels (an image folder without class subfolders); use a "
+                         f"label-free builder (--tasks umtra or psco), or put the images in one "
+                         f"subfolder per class")
     else:
         provided["data"] = data
     return TASK_BUILDERS.build(t.builder, options, **provided)
 
 
-def encoder_embeddings(encoder: str | None, data: ImageSet, device: torch.device) -> torch.Tensor:
+def encoder_embeddings(encoder: str | None, data: ImageSet, device: torch.device, *,
+                       progress: bool = False) -> torch.Tensor:
     """Embeddings (N, D) of the training images under a label-free checkpoint (CACTUs' input)."""
     if not encoder:
         raise UmetaError("the cactus builder clusters embeddings from an unsupervised encoder: "
@@ -114,7 +124,7 @@ def encoder_embeddings(encoder: str | None, data: ImageSet, device: torch.device
     if not is_label_free(learner.config):
         raise UmetaError(f"encoder {encoder!r} was trained with labels; CACTUs must stay label-free: "
                          f"use a checkpoint of a label-free run")
-    return learner.embed(data.float_images())
+    return learner.embed(data.float_images(), progress=progress)
 
 
 def load_learner(path: str | Path, device: torch.device | str = "cpu") -> Learner:

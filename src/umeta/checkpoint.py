@@ -1,13 +1,18 @@
 """Checkpoint files: one safetensors file holding weights, optimizer and RNG state, with the
 resolved config and progress as JSON metadata. Written atomically; loading never unpickles.
 
+Each file stores the SHA-256 of its tensors (names, dtypes, shapes and bytes) in its metadata,
+and loading recomputes it, so that a damaged file is refused instead of giving a model with
+scrambled weights (files written before the checksum existed load unchecked). Files are created
+like any other new file: mode 0666 less the process's umask (0644 under the usual umask 022).
+
 File I/O only: `umeta.build.load_learner` turns a checkpoint back into a learner.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +22,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from umeta.errors import UmetaError
+from umeta.files import atomic_path
 
 FORMAT = "umeta-checkpoint-1"
 
@@ -44,11 +50,21 @@ def _unflatten_optimizer(tensors: dict[str, Tensor], meta: dict[str, Any]) -> di
     return {"state": state, "param_groups": meta["param_groups"]}
 
 
+def tensors_sha256(tensors: dict[str, Tensor]) -> str:
+    """SHA-256 (hex) of named tensors: each name, dtype, shape and raw bytes, in name order."""
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        t = tensors[name].detach().cpu().contiguous()
+        digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
 def save_checkpoint(path: str | Path, *, model: torch.nn.Module, config: dict[str, Any],
                     optimizer: torch.optim.Optimizer | None = None,
                     scheduler: Any = None, rng: dict[str, Tensor] | None = None,
                     progress: dict[str, Any] | None = None) -> None:
-    """Write a checkpoint atomically (temporary file in the same folder, then ``os.replace``).
+    """Write a checkpoint atomically (`umeta.files.atomic_path`).
 
     Parameters
     ----------
@@ -69,12 +85,9 @@ def save_checkpoint(path: str | Path, *, model: torch.nn.Module, config: dict[st
         meta["scheduler"] = scheduler.state_dict()
     for name, state in (rng or {}).items():
         tensors[f"rng.{name}"] = state.cpu()
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
+    meta["sha256"] = tensors_sha256(tensors)
+    with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata={"umeta": json.dumps(meta, default=float)})
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def read_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> tuple[dict[str, Tensor], dict[str, Any]]:
@@ -88,14 +101,17 @@ def read_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> tup
 
         with safe_open(str(path), framework="pt") as handle:
             raw_meta = (handle.metadata() or {}).get("umeta")
-        tensors = load_file(str(path), device=str(device))
+        tensors = load_file(str(path))
         meta = json.loads(raw_meta) if raw_meta else None
     except (SafetensorError, OSError, ValueError, RuntimeError) as err:
         raise UmetaError(f"checkpoint {str(path)!r} is corrupt or not a safetensors file "
                          f"({str(err).splitlines()[0][:120]}); use another checkpoint") from None
-    if not meta or meta.get("format") != FORMAT:
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise UmetaError(f"{str(path)!r} is a safetensors file but not a umeta checkpoint")
-    return tensors, meta
+    if "sha256" in meta and tensors_sha256(tensors) != meta["sha256"]:
+        raise UmetaError(f"checkpoint {str(path)!r} is damaged: its tensors do not match the "
+                         f"checksum stored in it; use another copy or checkpoint")
+    return {k: v.to(device) for k, v in tensors.items()}, meta
 
 
 def model_state(tensors: dict[str, Tensor]) -> dict[str, Tensor]:

@@ -18,9 +18,10 @@ from umeta.errors import UmetaError
 class DataConfig:
     """Which images to meta-train and evaluate on."""
 
-    dataset: str = "glyphs"  #: "omniglot" or "glyphs" (built in, offline)
+    #: "omniglot", "glyphs" (built in, offline) or the path of a folder of images
+    dataset: str = "glyphs"
     split: str = "vinyals"  #: Omniglot split: "vinyals" or "background-evaluation"
-    image_size: int = 28
+    image_size: int = 28  #: side of the (square) images; an image folder is resized to it
     rotations: bool = False  #: add 90/180/270-degree rotations as classes (supervised only)
     data_dir: str | None = None  #: folder with the data; default $UMETA_DATA or ~/.cache/umeta
     download: bool = True  #: fetch Omniglot's official zips when no copy is found
@@ -85,7 +86,7 @@ class RunConfig:
     channels_last: bool = False
     compile: bool = False  #: torch.compile the training step's model
     cuda_graph: bool = False  #: record the whole step as a CUDA graph and replay it (CUDA only)
-    #: stop once this many seconds of training have passed (checked every log_every steps),
+    #: stop at the first step after this many seconds of this call's training (host clock),
     #: with a checkpoint to continue from with --resume (0: no limit)
     time_limit_s: float = 0.0
 
@@ -105,14 +106,15 @@ class TrainConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> "TrainConfig":
-        """Build from nested dicts; unknown sections or keys raise `UmetaError`."""
+    def from_dict(cls, raw: dict[str, Any], base: "TrainConfig | None" = None) -> "TrainConfig":
+        """Build from nested dicts over ``base`` (default: the defaults); unknown sections or
+        keys raise `UmetaError`."""
         sections = {f.name: f.type for f in fields(cls)}
         unknown = set(raw) - set(sections)
         if unknown:
             raise UmetaError(f"unknown config section {sorted(unknown)[0]!r}; valid sections: "
                              f"{', '.join(sections)}")
-        cfg = cls()
+        cfg = copy_config(base) if base is not None else cls()
         for name, value in raw.items():
             if not isinstance(value, dict):
                 raise UmetaError(f"config section {name!r} must be a table of keys, got {value!r}")
@@ -163,8 +165,9 @@ def parse_value(text: str) -> Any:
         return text
 
 
-def load_config(path: str | Path) -> TrainConfig:
-    """Read a TOML (``.toml``) or JSON config file."""
+def load_config(path: str | Path, base: TrainConfig | None = None) -> TrainConfig:
+    """Read a TOML (``.toml``) or JSON config file; the keys it sets override ``base``
+    (default: the defaults)."""
     path = Path(path)
     if not path.is_file():
         raise UmetaError(f"config file {str(path)!r} not found; pass an existing .toml or .json file")
@@ -184,14 +187,15 @@ def load_config(path: str | Path) -> TrainConfig:
         if isinstance(err, UmetaError):
             raise
         raise UmetaError(f"config file {str(path)!r} does not parse: {err}") from None
-    return TrainConfig.from_dict(raw)
+    return TrainConfig.from_dict(raw, base)
 
 
 def assemble_config(path: str | Path | None = None, values: dict[str, Any] | None = None,
-                    sets: list[str] = ()) -> TrainConfig:
-    """A config from a file (or the defaults), then ``values`` ({dotted key: value}, None
-    skipped), then ``sets`` (``"section.key=value"`` strings), each overriding the one before."""
-    cfg = load_config(path) if path else TrainConfig()
+                    sets: list[str] = (), base: TrainConfig | None = None) -> TrainConfig:
+    """A config from ``base`` (default: the defaults), then the keys of the file at ``path``,
+    then ``values`` ({dotted key: value}, None skipped), then ``sets``
+    (``"section.key=value"`` strings), each overriding the one before."""
+    cfg = load_config(path, base) if path else (copy_config(base) if base else TrainConfig())
     for key, value in (values or {}).items():
         if value is not None:
             cfg.override(key, value)

@@ -161,7 +161,8 @@ class World:
         return self.rank == 0
 
     @property
-    def _comm_device(self) -> torch.device:
+    def comm_device(self) -> torch.device:
+        """Where tensors for collectives live: this rank's GPU, else the CPU (gloo)."""
         return self.device if self.device.type == "cuda" else torch.device("cpu")
 
     def local_batch(self, meta_batch: int) -> int:
@@ -221,6 +222,12 @@ class World:
         dist.all_reduce(total)
         return total / self.size
 
+    def agree(self, ok: bool) -> bool:
+        """Whether every rank says ``ok`` (a collective call; ``ok`` itself on one process)."""
+        if not self.enabled:
+            return ok
+        return bool(self.mean(torch.tensor([float(ok)], device=self.comm_device)).item() == 1.0)
+
     def gather_rng_states(self, states: dict[str, Tensor]) -> dict[str, Tensor]:
         """Every rank's generator states, for rank 0 to checkpoint (a collective call).
 
@@ -238,7 +245,7 @@ class World:
             return dict(states)
         out = dict(states) if self.is_main else {}
         for name in sorted(states):
-            mine = states[name].to(self._comm_device)
+            mine = states[name].to(self.comm_device)
             parts = [torch.empty_like(mine) for _ in range(self.size)]
             dist.all_gather(parts, mine)
             if self.is_main:

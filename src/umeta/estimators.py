@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import math
+import numbers
 import os
 from typing import Any, ClassVar
 
@@ -27,12 +28,13 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from torch import Tensor, nn
 
 from umeta.adapt.anomaly import ANOMALY_LIMITS, NormalProfile, fit_normal
-from umeta.adapt.cluster import CLUSTER_DATASET_LIMITS, cluster_dataset
+from umeta.adapt.cluster import CLUSTER_DATASET_LIMITS, cluster_dataset, search_range
 from umeta.adapt.embed import EMBED_LIMITS, as_images, embed_dataset, embed_inputs
 from umeta.adapt.finetune import check_finetune_args, finetune
 from umeta.errors import UmetaError
 from umeta.numeric.clustering import nearest_center
 from umeta.numeric.pca import PCA
+from umeta.numeric.random import check_seed
 from umeta.params import ParamError, check_params, renamed_params
 
 
@@ -113,9 +115,12 @@ class _MetaEstimator(BaseEstimator):
     def _embed(self, x: Tensor, min_samples: int = 1) -> Tensor:
         """The learner's embedding (N, D) of inputs from :meth:`_inputs`."""
         return embed_inputs(self.learner_, x, normalize=self.normalize, batch_size=self.batch_size,
-                            min_samples=min_samples, input_shape=self.input_shape_)
+                            min_samples=min_samples, input_shape=self.input_shape_,
+                            progress=self.progress)
 
     def _seed(self) -> int:
+        if isinstance(self.random_state, numbers.Integral):
+            check_seed(self.random_state, "random_state")
         return int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
 
 
@@ -128,8 +133,9 @@ class MetaClusterer(ClusterMixin, _MetaEstimator):
         A meta-trained model, a checkpoint path, or ``"builtin"`` (a small label-free model
         meta-trained on the built-in glyphs on first use and cached; see `umeta.pretrained`).
         None clusters the inputs themselves.
-    n_clusters : int or None, default=8
-        None estimates it by the silhouette over ``k_range``.
+    n_clusters : int or None, default=None
+        None estimates it: the k of ``k_range`` whose k-means has the best silhouette (as
+        :func:`umeta.adapt.cluster_dataset` and ``umeta cluster`` without ``--n-clusters``).
     k_range : (int, int), default=(2, 10)
         Candidates (inclusive) when ``n_clusters`` is None.
     normalize : bool, default=False
@@ -153,6 +159,8 @@ class MetaClusterer(ClusterMixin, _MetaEstimator):
     batch_size : int, default=1024
         Images per forward pass.
     random_state : int, RandomState or None, default=0
+    progress : bool, default=False
+        Show progress bars (feature extraction, fine-tuning) on stderr.
 
     Attributes
     ----------
@@ -160,6 +168,9 @@ class MetaClusterer(ClusterMixin, _MetaEstimator):
     cluster_centers_ : ndarray of shape (n_clusters_, n_features_out)
         In the embedding space of the learner.
     n_clusters_ : int
+    k_range_ : (int, int) or None
+        The candidates searched when ``n_clusters`` is None (``k_range``, its top at most
+        ``n_samples - 1``); None when ``n_clusters`` was given.
     inertia_ : float
     n_iter_ : int
         k-means iterations run.
@@ -184,11 +195,11 @@ class MetaClusterer(ClusterMixin, _MetaEstimator):
 
     _limits = CLUSTER_DATASET_LIMITS  # finetune_steps and finetune_lr: check_finetune_args
 
-    def __init__(self, learner=None, n_clusters: int | None = 8, *, k_range=(2, 10),
+    def __init__(self, learner=None, n_clusters: int | None = None, *, k_range=(2, 10),
                  normalize: bool = False, refine: str = "none", finetune_steps: int = 0,
                  finetune_lr: float = 1e-4, n_init: int = 10, max_iter: int = 300,
                  tol: float = 1e-4, input_shape=None, device=None, batch_size: int = 1024,
-                 random_state=0) -> None:
+                 random_state=0, progress: bool = False) -> None:
         self.learner = learner
         self.n_clusters = n_clusters
         self.k_range = k_range
@@ -203,6 +214,7 @@ class MetaClusterer(ClusterMixin, _MetaEstimator):
         self.device = device
         self.batch_size = batch_size
         self.random_state = random_state
+        self.progress = progress
 
     def fit(self, X, y=None) -> "MetaClusterer":
         """Cluster X.
@@ -217,7 +229,8 @@ class MetaClusterer(ClusterMixin, _MetaEstimator):
         self
         """
         self._check_params()
-        check_finetune_args(self.finetune_steps, self.finetune_lr)
+        with renamed_params({"steps": "finetune_steps", "lr": "finetune_lr"}):
+            check_finetune_args(self.finetune_steps, self.finetune_lr)
         data = self._inputs(X, reset=True, min_samples=2)
         seed = self._seed()
         if self.finetune_steps:
@@ -226,15 +239,17 @@ class MetaClusterer(ClusterMixin, _MetaEstimator):
                                  "{param} fine-tunes a meta-trained model: pass a learner (a "
                                  "checkpoint), or set {param} to 0")
             self.learner_ = finetune(self.learner_, data, steps=self.finetune_steps,
-                                     lr=self.finetune_lr, seed=seed)
+                                     lr=self.finetune_lr, seed=seed, progress=self.progress)
         result = cluster_dataset(self.learner_, data, self.n_clusters, k_range=tuple(self.k_range),
                                  normalize=self.normalize, n_init=self.n_init,
                                  max_iter=self.max_iter, tol=self.tol, refine=self.refine,
                                  seed=seed, batch_size=self.batch_size,
-                                 input_shape=self.input_shape_)
+                                 input_shape=self.input_shape_, progress=self.progress)
         self.labels_ = result.labels.cpu().numpy()
         self.cluster_centers_ = result.centers.cpu().numpy()
         self.n_clusters_ = result.n_clusters
+        self.k_range_ = None if self.n_clusters is not None else search_range(self.k_range,
+                                                                               len(data))
         self.inertia_ = float(result.inertia)
         self.n_iter_ = result.n_iter
         return self
@@ -269,7 +284,7 @@ class MetaEmbedder(TransformerMixin, _MetaEstimator):
     n_components : int, default=2
     normalize : bool, default=False
         L2-normalise the embedding before PCA.
-    input_shape, device, batch_size : see :class:`MetaClusterer`
+    input_shape, device, batch_size, progress : see :class:`MetaClusterer`
 
     Attributes
     ----------
@@ -291,13 +306,15 @@ class MetaEmbedder(TransformerMixin, _MetaEstimator):
     _limits = EMBED_LIMITS
 
     def __init__(self, learner=None, n_components: int = 2, *, normalize: bool = False,
-                 input_shape=None, device=None, batch_size: int = 1024) -> None:
+                 input_shape=None, device=None, batch_size: int = 1024,
+                 progress: bool = False) -> None:
         self.learner = learner
         self.n_components = n_components
         self.normalize = normalize
         self.input_shape = input_shape
         self.device = device
         self.batch_size = batch_size
+        self.progress = progress
 
     def fit(self, X, y=None) -> "MetaEmbedder":
         """Fit the projection on X.
@@ -315,7 +332,8 @@ class MetaEmbedder(TransformerMixin, _MetaEstimator):
         data = self._inputs(X, reset=True, min_samples=2)
         with renamed_params({"d": "n_components"}):
             pca = embed_dataset(self.learner_, data, self.n_components, normalize=self.normalize,
-                                batch_size=self.batch_size, input_shape=self.input_shape_).pca
+                                batch_size=self.batch_size, input_shape=self.input_shape_,
+                                progress=self.progress).pca
         self.components_ = pca.components.cpu().numpy()
         self.mean_ = pca.mean.cpu().numpy()
         self.explained_variance_ = pca.explained_variance.cpu().numpy()
@@ -364,7 +382,7 @@ class MetaAnomalyDetector(OutlierMixin, _MetaEstimator):
         Fraction of the training samples the threshold ``offset_`` flags (in (0, 0.5]); for
         "knn" the training scores are leave-one-out.
     normalize : bool, default=False
-    input_shape, device, batch_size, random_state : see :class:`MetaClusterer`
+    input_shape, device, batch_size, random_state, progress : see :class:`MetaClusterer`
 
     Attributes
     ----------
@@ -391,7 +409,8 @@ class MetaAnomalyDetector(OutlierMixin, _MetaEstimator):
 
     def __init__(self, learner=None, method: str = "knn", n_neighbors: int = 1,
                  n_prototypes: int = 1, contamination: float = 0.1, *, normalize: bool = False,
-                 input_shape=None, device=None, batch_size: int = 1024, random_state=0) -> None:
+                 input_shape=None, device=None, batch_size: int = 1024, random_state=0,
+                 progress: bool = False) -> None:
         self.learner = learner
         self.method = method
         self.n_neighbors = n_neighbors
@@ -402,6 +421,7 @@ class MetaAnomalyDetector(OutlierMixin, _MetaEstimator):
         self.device = device
         self.batch_size = batch_size
         self.random_state = random_state
+        self.progress = progress
 
     def fit(self, X, y=None) -> "MetaAnomalyDetector":
         """Learn what normal data looks like.

@@ -9,6 +9,8 @@ from umeta.data.imageset import ImageSet
 from umeta.errors import UmetaError
 from umeta.learners.base import Learner
 from umeta.metrics import mean_ci95
+from umeta.numeric.random import check_seed
+from umeta.progress import progress_bar
 from umeta.results import result_row
 from umeta.tasks.sampler import EpisodeSampler
 
@@ -16,8 +18,9 @@ DEFAULT_SETTINGS: tuple[tuple[int, int], ...] = ((5, 1), (5, 5), (20, 1), (20, 5
 
 
 def episode_accuracies(learner: Learner, sampler: EpisodeSampler, n_tasks: int,
-                       batch_size: int = 100) -> Tensor:
-    """Query accuracy of each of ``n_tasks`` sampled episodes, shape (n_tasks,), on the CPU."""
+                       batch_size: int = 100, bar=None) -> Tensor:
+    """Query accuracy of each of ``n_tasks`` sampled episodes, shape (n_tasks,), on the CPU;
+    ``bar`` (a `umeta.progress.progress_bar`) is advanced by the episodes done."""
     was_training = learner.training
     learner.eval()
     out = []
@@ -27,6 +30,8 @@ def episode_accuracies(learner: Learner, sampler: EpisodeSampler, n_tasks: int,
                 episode = sampler.sample(min(batch_size, n_tasks - start))
                 logits = learner(episode)
                 out.append((logits.argmax(-1) == episode.query_y).float().mean(1))
+                if bar is not None:
+                    bar.update(len(logits))
     finally:
         learner.train(was_training)
     return torch.cat(out).cpu()
@@ -68,23 +73,30 @@ def set_transductive_steps(learner: Learner, steps: int) -> None:
 
 def evaluate_fewshot(learner: Learner, data: ImageSet, settings=DEFAULT_SETTINGS, *,
                      n_tasks: int = 2000, q_query: int = 15, seed: int = 0, batch_size: int = 100,
-                     method: str = "umeta", training: str = "supervised") -> list[dict]:
+                     method: str = "umeta", training: str = "supervised",
+                     progress: bool = False) -> list[dict]:
     """Accuracy (percent) +- 95% CI over ``n_tasks`` episodes for each (N, K) in ``settings``.
 
     Settings a fixed-head learner cannot do (a 5-way MAML asked for 20-way) raise `UmetaError`.
     Returns rows in the results format of BENCHMARKS.md; each records the learner's
-    ``transductive_steps`` (0, the inductive rule, for learners without one).
+    ``transductive_steps`` (0, the inductive rule, for learners without one). ``progress``
+    shows one bar over all settings' episodes, with its ETA.
     """
+    check_seed(seed)
     fixed = supported_ways(learner)
-    rows = []
-    for n_way, k_shot in settings:
+    for n_way, _ in settings:
         if fixed is not None and n_way != fixed:
             raise UmetaError(f"this learner was meta-trained {fixed}-way and cannot run {n_way}-way "
                              f"episodes; evaluate with --settings {fixed}w1s,{fixed}w5s")
+    rows = []
+    bar = progress_bar(len(settings) * n_tasks, desc="eval", unit="episode", enabled=progress)
+    for n_way, k_shot in settings:
+        bar.set_postfix(setting=f"{n_way}w{k_shot}s")
         sampler = EpisodeSampler(data, n_way, k_shot, q_query, seed=seed + 1000 * n_way + k_shot)
-        acc = episode_accuracies(learner, sampler, n_tasks, batch_size)
+        acc = episode_accuracies(learner, sampler, n_tasks, batch_size, bar)
         mean, ci = mean_ci95(acc.numpy() * 100.0)
         rows.append(result_row(method, training, f"{n_way}w{k_shot}s", "accuracy", mean, ci, n_tasks,
                                q_query=q_query,
                                transductive_steps=getattr(learner, "transductive_steps", 0)))
+    bar.close()
     return rows

@@ -18,6 +18,7 @@ from umeta.errors import UmetaError
 from umeta.learners.base import Learner
 from umeta.metrics import clustering_scores, matched_confusion, mean_ci95
 from umeta.numeric.clustering import cluster_tasks
+from umeta.numeric.random import check_seed
 from umeta.recipes import main_job_config
 from umeta.report import plot_cluster_grid, plot_confusion, plot_embedding, plot_learning_curve
 from umeta.results import result_row, write_results
@@ -61,10 +62,16 @@ def run_main_job(*, dataset: str = "glyphs", out: str | Path = "umeta-report", s
     and clusters each with umeta and with k-means on pixels.
     """
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UmetaError(f"--out {str(out)!r} is a file; the report needs a new or empty folder")
     if out.exists() and any(out.iterdir()):
         raise UmetaError(f"report folder {str(out)!r} is not empty; pass another --out or remove it")
+    blocking = next((p for p in out.parents if p.exists()), None)
+    if blocking is not None and not blocking.is_dir():
+        raise UmetaError(f"--out {str(out)!r}: {str(blocking)!r} is a file, not a folder")
     if num_tasks < 2 or steps < 1:
         raise UmetaError(f"--tasks must be at least 2 and --steps at least 1; got {num_tasks}, {steps}")
+    check_seed(seed)
     start = time.perf_counter()
     dev = resolve_device(device)
     cfg = main_job_config(dataset, steps, seed, device, out / "run", data_dir)
@@ -87,20 +94,26 @@ def run_main_job(*, dataset: str = "glyphs", out: str | Path = "umeta-report", s
     gain = scores["umeta"]["clustering_accuracy"] - scores["kmeans-pixels"]["clustering_accuracy"]
     gain_mean, gain_ci = mean_ci95(gain)
 
-    # Figures: learning curve, 2-D embedding and example clusters of a larger unseen sample,
-    # and the confusion matrix of the first task.
+    # Figures: the learning curve, and the embedding, clusters and confusion matrix of one of
+    # the scored tasks: the one of median umeta accuracy, as umeta clustered it.
     out.mkdir(parents=True, exist_ok=True)
     figures = {"learning_curve": plot_learning_curve(result.history, out / "learning_curve.png")}
-    show = sample_clustering_tasks(unseen, min(10, unseen.num_classes), per_class, 1, seed + 2)
-    show_labels = umeta_clusters(learner, show, seed)[0]
-    embedding = embed_dataset(learner, show.images[0], d=2, normalize=True)
-    quality = embedding_quality(show.images[0].flatten(1), embedding.points, k=5)
-    figures["embedding"] = plot_embedding(embedding.points.cpu().numpy(), show_labels,
-                                          out / "embedding.png")
-    figures["clusters"] = plot_cluster_grid(show.images[0, :, 0].cpu().numpy(), show_labels,
-                                            out / "clusters.png")
-    figures["confusion"] = plot_confusion(
-        matched_confusion(tasks.labels[0], methods["umeta"][0]), out / "confusion.png")
+    accuracy = scores["umeta"]["clustering_accuracy"]
+    shown = int(np.argsort(accuracy, kind="stable")[num_tasks // 2])
+    classes, truth = np.unique(tasks.labels[shown], return_inverse=True)
+    names = [unseen.class_names[c] for c in classes]
+    clusters = methods["umeta"][shown]
+    about = (f"task {shown + 1} of {num_tasks}, the median one (accuracy {accuracy[shown]:.1f}%; "
+             f"mean over the tasks {mean_ci95(accuracy)[0]:.1f}%)")
+    embedding = embed_dataset(learner, tasks.images[shown], d=2, normalize=True)
+    quality = embedding_quality(tasks.images[shown].flatten(1), embedding.points, k=5)
+    figures["embedding"] = plot_embedding(embedding.points.cpu().numpy(), clusters, truth, names,
+                                          out / "embedding.png", f"Embedding of {about}")
+    figures["clusters"] = plot_cluster_grid(tasks.images[shown, :, 0].cpu().numpy(), clusters,
+                                            truth, names, out / "clusters.png",
+                                            f"umeta's clusters of {about}")
+    figures["confusion"] = plot_confusion(matched_confusion(truth, clusters), names,
+                                          out / "confusion.png", f"Classes vs clusters of {about}")
     wall = time.perf_counter() - start
     report = write_results(
         out / "report.json", "B4", rows, device=dev, wall_s=wall, seed=seed, dataset=dataset,
@@ -109,6 +122,8 @@ def run_main_job(*, dataset: str = "glyphs", out: str | Path = "umeta-report", s
         gain_vs_kmeans_pixels={"mean": round(gain_mean, 4), "ci95": round(gain_ci, 4)},
         train_steps=result.steps, train_wall_s=round(result.wall_s, 2),
         embedding_quality={k: round(v, 4) for k, v in quality.items()},
+        figure_task={"index": shown, "clustering_accuracy": round(float(accuracy[shown]), 4),
+                     "classes": names},
         figures={k: str(v.name) for k, v in figures.items()}, config=cfg.to_dict(),
     )
     return report

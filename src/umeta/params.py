@@ -47,8 +47,8 @@ class ParamError(UmetaError):
         return ParamError(param, self.value, self.template)
 
 
-def _literal(value: Any) -> str:
-    """``repr(value)`` made safe inside a format template."""
+def literal(value: Any) -> str:
+    """``repr(value)`` made safe inside a `ParamError` template (braces doubled)."""
     return repr(value).replace("{", "{{").replace("}", "}}")
 
 
@@ -89,14 +89,16 @@ class Interval:
 
     def __str__(self) -> str:
         what = "an integer" if self.kind is int else "a number"
+        low, high = (f"{b}" if isinstance(b, (int, type(None))) else f"{b:g}"
+                     for b in (self.low, self.high))
         if self.low is not None and self.high is not None:
             left = "[" if self.closed in ("both", "left") else "("
             right = "]" if self.closed in ("both", "right") else ")"
-            return f"{what} in {left}{self.low:g}, {self.high:g}{right}"
+            return f"{what} in {left}{low}, {high}{right}"
         if self.low is not None:
-            return f"{what} {'>=' if self.closed in ('both', 'left') else '>'} {self.low:g}"
+            return f"{what} {'>=' if self.closed in ('both', 'left') else '>'} {low}"
         if self.high is not None:
-            return f"{what} {'<=' if self.closed in ('both', 'right') else '<'} {self.high:g}"
+            return f"{what} {'<=' if self.closed in ('both', 'right') else '<'} {high}"
         return what
 
 
@@ -124,7 +126,7 @@ class Pair:
                 and all(self.item.accepts(v) for v in value) and value[0] <= value[1])
 
     def __str__(self) -> str:
-        return f"a pair (low, high) of {self.item}s with low <= high".replace("an ", "", 1)
+        return f"a pair (low, high) with low <= high, each {self.item}"
 
 
 def _accepts(constraint: Any, value: Any) -> bool:
@@ -153,11 +155,11 @@ def check_params(values: Mapping[str, Any], constraints: Mapping[str, list]) -> 
         if allowed is None or any(_accepts(c, value) for c in allowed):
             continue
         if len(allowed) == 1 and isinstance(allowed[0], OneOf):
-            raise ParamError(name, value, f"unknown {{param}} {_literal(value)}; choose one of: "
+            raise ParamError(name, value, f"unknown {{param}} {literal(value)}; choose one of: "
                                           f"{', '.join(allowed[0].values)}")
         raise ParamError(name, value, "{setting} must be "
                          + " or ".join(_describe(c) for c in allowed).replace("{", "{{")
                          .replace("}", "}}"))
 
 
-__all__ = ["Interval", "OneOf", "Pair", "ParamError", "check_params", "renamed_params"]
+__all__ = ["Interval", "OneOf", "Pair", "ParamError", "check_params", "literal", "renamed_params"]

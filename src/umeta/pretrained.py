@@ -12,6 +12,8 @@ import os
 import shutil
 from pathlib import Path
 
+from umeta.files import file_lock
+
 BUILTIN = "builtin"
 #: Meta-training steps of the built-in model (the main job's label-free recipe, which runs 800).
 BUILTIN_STEPS = 1000
@@ -21,7 +23,9 @@ def builtin_checkpoint(cache_dir: str | os.PathLike | None = None, progress: boo
     """The built-in model's checkpoint, training it first if it is not cached yet.
 
     The run is trained in a temporary folder and moved into place in one rename, so an
-    interrupted first use leaves no half-made model behind.
+    interrupted first use leaves no half-made model behind. The cache is locked while the
+    model is made: a second process asking for it at the same time waits, then uses it, and
+    leftovers of a first use that was killed are removed.
 
     Parameters
     ----------
@@ -36,11 +40,17 @@ def builtin_checkpoint(cache_dir: str | os.PathLike | None = None, progress: boo
     checkpoint = final / "checkpoints" / "last.safetensors"
     if checkpoint.is_file():
         return checkpoint
-    tmp = final.with_name(f".{final.name}.tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        train(main_job_config("glyphs", BUILTIN_STEPS, 0, "auto", tmp, None), progress=progress)
-        os.replace(tmp, final)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    with file_lock(final.with_name(f".{final.name}.lock"), wait=True):
+        if checkpoint.is_file():  # made by the process we waited for
+            return checkpoint
+        for stale in final.parent.glob(f".{final.name}.tmp*"):  # a killed first use's
+            shutil.rmtree(stale, ignore_errors=True)
+        tmp = final.with_name(f".{final.name}.tmp{os.getpid()}")
+        try:
+            train(main_job_config("glyphs", BUILTIN_STEPS, 0, "auto", tmp, None),
+                  progress=progress)
+            os.replace(tmp, final)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     return checkpoint

@@ -41,44 +41,89 @@ def plot_learning_curve(history: Sequence[dict[str, Any]], path: str | Path) -> 
     return _save(fig, path)
 
 
-def plot_embedding(points: np.ndarray, labels: np.ndarray, path: str | Path,
-                   title: str = "2-D embedding, coloured by cluster") -> Path:
-    """Scatter of points (N, 2) coloured by integer labels (N,)."""
-    fig, ax = plt.subplots(figsize=(5, 5))
-    ax.scatter(points[:, 0], points[:, 1], c=labels, cmap="tab20", s=14, edgecolors="none")
-    ax.set_title(title)
-    ax.set_xticks([])
-    ax.set_yticks([])
+def _short(name: str, width: int = 18) -> str:
+    """A class name cut to ``width`` characters for a figure (Omniglot names are long)."""
+    return name if len(name) <= width else "..." + name[-(width - 3):]
+
+
+#: Marker of each cluster in the embedding figure (cycled past ten clusters).
+MARKERS = "os^vD<>Ppx"
+
+
+def plot_embedding(points: np.ndarray, clusters: np.ndarray, truth: np.ndarray,
+                   class_names: Sequence[str], path: str | Path, title: str) -> Path:
+    """Scatter of 2-D points (N, 2): colour = true class (``truth`` (N,) indexes
+    ``class_names``, in the legend), marker = cluster (``clusters`` (N,)); axes are the
+    embedding's principal components."""
+    fig, ax = plt.subplots(figsize=(6.2, 5))
+    colours = plt.get_cmap("tab10" if len(class_names) <= 10 else "tab20")
+    for c in np.unique(clusters):
+        for k in np.unique(truth[clusters == c]):
+            keep = (clusters == c) & (truth == k)
+            ax.scatter(points[keep, 0], points[keep, 1], color=colours(k % colours.N),
+                       marker=MARKERS[c % len(MARKERS)], s=22, edgecolors="none")
+    class_handles = [plt.Line2D([], [], color=colours(k % colours.N), marker="o", ls="",
+                                label=_short(class_names[k])) for k in np.unique(truth)]
+    cluster_handles = [plt.Line2D([], [], color="gray", marker=MARKERS[c % len(MARKERS)], ls="",
+                                  label=f"cluster {c + 1}") for c in np.unique(clusters)]
+    first = ax.legend(handles=class_handles, title="true class (colour)", fontsize=7,
+                      title_fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    ax.add_artist(first)
+    ax.legend(handles=cluster_handles, title="cluster (marker)", fontsize=7, title_fontsize=7,
+              loc="lower left", bbox_to_anchor=(1.01, 0.0))
+    ax.set_xlabel("principal component 1 of the meta-learned embedding")
+    ax.set_ylabel("principal component 2")
+    ax.set_title(title, fontsize=9)
     return _save(fig, path)
 
 
-def plot_cluster_grid(images: np.ndarray, assignment: np.ndarray, path: str | Path,
-                      per_cluster: int = 10, title: str = "Example clusters (one row each)") -> Path:
-    """Rows of example images (N, H, W) for each cluster in ``assignment`` (N,)."""
-    clusters = np.unique(assignment)
-    fig, axes = plt.subplots(len(clusters), per_cluster,
-                             figsize=(per_cluster * 0.6, len(clusters) * 0.6), squeeze=False)
-    for row, cluster in enumerate(clusters):
-        members = np.flatnonzero(assignment == cluster)[:per_cluster]
+def plot_cluster_grid(images: np.ndarray, clusters: np.ndarray, truth: np.ndarray,
+                      class_names: Sequence[str], path: str | Path, title: str,
+                      per_cluster: int = 10) -> Path:
+    """Rows of example images (N, H, W), one row per cluster of ``clusters`` (N,), each row
+    labelled with the cluster's size and the true classes (``truth`` (N,) indexes
+    ``class_names``) of its members; each image carries its class's letter."""
+    letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    ids = np.unique(clusters)
+    fig, axes = plt.subplots(len(ids), per_cluster + 1, squeeze=False,
+                             figsize=(per_cluster * 0.62 + 3.2, len(ids) * 0.66),
+                             gridspec_kw={"width_ratios": [5] + [1] * per_cluster})
+    for row, cluster in enumerate(ids):
+        members = np.flatnonzero(clusters == cluster)
+        counts = np.bincount(truth[members], minlength=len(class_names))
+        mix = ", ".join(f"{letters[k % 26]} {counts[k]}" for k in np.argsort(-counts, kind="stable")
+                        if counts[k])
+        label = axes[row, 0]
+        label.axis("off")
+        label.text(1.0, 0.5, f"cluster {cluster + 1}: {len(members)} images\nclasses {mix}",
+                   ha="right", va="center", fontsize=7, transform=label.transAxes)
         for col in range(per_cluster):
-            ax = axes[row, col]
+            ax = axes[row, col + 1]
             ax.axis("off")
             if col < len(members):
-                ax.imshow(images[members[col]], cmap="gray_r", vmin=0, vmax=1)
-    fig.suptitle(title, fontsize=9)
+                i = members[col]
+                ax.imshow(images[i], cmap="gray_r", vmin=0, vmax=1)
+                ax.text(0.02, 0.98, letters[truth[i] % 26], color="tab:red", fontsize=6,
+                        ha="left", va="top", transform=ax.transAxes)
+    key = "; ".join(f"{letters[k % 26]} = {_short(n)}" for k, n in enumerate(class_names))
+    fig.suptitle(f"{title}\ntrue classes: {key}", fontsize=8)
     return _save(fig, path)
 
 
-def plot_confusion(matrix: np.ndarray, path: str | Path,
-                   title: str = "Classes (rows) vs matched clusters (columns)") -> Path:
-    """A confusion matrix (classes x clusters, clusters already matched to classes)."""
-    fig, ax = plt.subplots(figsize=(4.5, 4))
+def plot_confusion(matrix: np.ndarray, class_names: Sequence[str], path: str | Path,
+                   title: str) -> Path:
+    """A confusion matrix (true classes x clusters, the clusters matched to the classes)."""
+    fig, ax = plt.subplots(figsize=(5, 4.4))
     im = ax.imshow(matrix, cmap="Blues")
     for (i, j), value in np.ndenumerate(matrix):
         ax.text(j, i, str(int(value)), ha="center", va="center", fontsize=7,
                 color="white" if value > matrix.max() / 2 else "black")
-    ax.set_xlabel("cluster")
-    ax.set_ylabel("class")
+    labels = [_short(n) for n in class_names]
+    ax.set_xticks(range(matrix.shape[1]), labels[:matrix.shape[1]], fontsize=7, rotation=45,
+                  ha="right")
+    ax.set_yticks(range(matrix.shape[0]), labels, fontsize=7)
+    ax.set_xlabel("the cluster matched to each class")
+    ax.set_ylabel("true class")
     ax.set_title(title, fontsize=9)
-    fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.colorbar(im, ax=ax, fraction=0.046, label="images")
     return _save(fig, path)

@@ -12,6 +12,8 @@ from typing import Any
 
 import torch
 
+from umeta.files import atomic_write
+
 
 def device_name(device: torch.device | str) -> str:
     """`torch.cuda.get_device_name()` for a CUDA device, else the CPU model and core count."""
@@ -76,7 +78,6 @@ def write_results(path: str | Path, benchmark: str, results: list[dict[str, Any]
     doc["results"] = results
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=2) + "\n")
-    os.replace(tmp, path)
+    with atomic_write(path) as handle:
+        handle.write(json.dumps(doc, indent=2) + "\n")
     return doc

@@ -9,6 +9,7 @@ calls those pieces in order.
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import math
 import time
@@ -17,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 
 from umeta.build import (build_learner, build_task_source, check_options, check_pairing,
                          is_label_free, resolve_device)
@@ -30,12 +30,27 @@ from umeta.data.sources import has_part, load_part, resolve_part
 from umeta.distributed import World, distributed_session
 from umeta.errors import UmetaError
 from umeta.evaluate import episode_accuracies
+from umeta.files import FileLocked, atomic_write, file_lock
 from umeta.learners import LEARNERS, MetaLoss
+from umeta.memory import available_bytes, format_bytes, peak_bytes
 from umeta.metrics import mean_ci95
+from umeta.numeric.random import check_seed
+from umeta.params import ParamError, literal
+from umeta.progress import progress_bar
 from umeta.tasks.sampler import EpisodeSampler
 
 #: The roles a supervised run may train on (label-free runs always use train + val images).
 TRAIN_ROLES = ("train", "trainval")
+#: Config keys that a resumed run may change: its length and time limit, where it runs, how often
+#: it logs and checkpoints, and where its data and run directory are found. Any other change
+#: (what is trained, and how the step runs: the optimizer state of a CUDA-graph step is kept in
+#: another form) is refused.
+RESUMABLE_KEYS = ("optim.steps", "run.time_limit_s", "run.device", "run.log_every",
+                  "run.checkpoint_every", "run.run_dir", "data.data_dir", "data.download")
+#: Smallest value of each whole-number setting (checked before anything is built).
+MINIMA = {"optim.steps": 1, "optim.meta_batch": 1, "optim.step_every": 1, "model.hidden": 1,
+          "data.image_size": 1, "tasks.k_shot": 1, "tasks.q_query": 1, "run.val_every": 0,
+          "run.val_tasks": 1, "run.checkpoint_every": 1, "run.log_every": 1}
 
 
 @dataclass
@@ -52,6 +67,13 @@ class TrainResult:
     finished: bool = True
     #: seconds of training over this call and the calls it resumed
     total_train_s: float = 0.0
+    #: the step this call started from (0, or the checkpoint's step when it resumed)
+    start_step: int = 0
+
+    @property
+    def steps_this_call(self) -> int:
+        """Steps this call trained."""
+        return self.steps - self.start_step
 
 
 class RunDir:
@@ -67,6 +89,56 @@ class RunDir:
     def log(self, record: dict[str, Any]) -> None:
         with self.metrics.open("a") as handle:
             handle.write(json.dumps(record) + "\n")
+
+    def trim_metrics(self, step: int) -> None:
+        """Drop the records after ``step`` (logged after the checkpoint a resumed run starts
+        from, so that they are not logged twice) and any half-written last line."""
+        if not self.metrics.exists():
+            return
+        kept = []
+        for line in self.metrics.read_text().splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line cut short when the run was killed
+            if record.get("step", 0) <= step:
+                kept.append(line + "\n")
+        with atomic_write(self.metrics) as handle:
+            handle.write("".join(kept))
+
+    @contextlib.contextmanager
+    def locked(self):
+        """Hold the directory's lock (created with it) for the block: a second `train` on the
+        same directory is refused while this one runs. The operating system releases the lock
+        when the process ends, however it ends."""
+        if self.path.exists() and not self.path.is_dir():
+            raise UmetaError(f"--run-dir {str(self.path)!r} is a file, not a folder; choose "
+                             f"another --run-dir")
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise UmetaError(f"cannot create --run-dir {str(self.path)!r} ({err.strerror}); "
+                             f"choose another --run-dir") from None
+        try:
+            with file_lock(self.path / ".lock"):
+                yield
+        except FileLocked as err:
+            raise UmetaError(f"run directory {str(self.path)!r} is in use by another umeta train "
+                             f"(pid {err.holder}); wait for it to end or choose another "
+                             f"--run-dir") from None
+
+
+def read_run_config(run_dir: str | Path) -> TrainConfig | None:
+    """The config a run directory's run was started (or last resumed) with; None if it holds
+    no run. `umeta train --resume` starts from it, so that only the flags given change."""
+    path = RunDir(run_dir).config
+    if not path.is_file():
+        return None
+    try:
+        return TrainConfig.from_dict(json.loads(path.read_text()))
+    except json.JSONDecodeError as err:
+        raise UmetaError(f"{str(path)} does not parse ({err}); resume from a run directory "
+                         f"that umeta train wrote") from None
 
 
 def make_scheduler(cfg: TrainConfig, optimizer: torch.optim.Optimizer):
@@ -89,9 +161,12 @@ def training_part(cfg: TrainConfig) -> str:
 def check_config(cfg: TrainConfig) -> None:
     """Raise `UmetaError` for a config that cannot train, before anything is written."""
     o, r, t = cfg.optim, cfg.run, cfg.tasks
-    for name, value in (("optim.steps", o.steps), ("optim.meta_batch", o.meta_batch)):
-        if value < 1:
-            raise UmetaError(f"{name} must be at least 1; got {value}")
+    for name, low in MINIMA.items():
+        section, key = name.split(".")
+        value = getattr(getattr(cfg, section), key)
+        if value < low:
+            raise ParamError(name, value, f"{{setting}} must be at least {low}")
+    check_seed(r.seed, "run.seed")
     if not (o.lr > 0 and math.isfinite(o.lr)):
         raise UmetaError(f"optim.lr must be a positive number; got {o.lr}")
     if not (r.time_limit_s >= 0 and math.isfinite(r.time_limit_s)):
@@ -128,41 +203,71 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True,
     Parameters
     ----------
     cfg : TrainConfig
-    resume : continue from ``run_dir/checkpoints/last.safetensors`` (same config, same tasks).
-    progress : show a tqdm progress bar.
+    resume : continue from ``run_dir/checkpoints/last.safetensors``. ``cfg`` must equal the
+        run's config except for `RESUMABLE_KEYS` (a longer ``optim.steps``, a new time
+        limit, ...); any other difference raises `ParamError` naming the first changed key.
+    progress : show a progress bar (plain lines every 30 s when stderr is not a terminal).
     train_data, val_data : use these image sets instead of loading ``cfg.data``.
 
-    Under ``torchrun`` the processes share each step's meta-batch and rank 0 writes the run
-    directory (see `umeta.distributed`); other ranks return their last weights.
+    The run directory is locked while the run lasts: a second `train` on it raises
+    `UmetaError`. Under ``torchrun`` the processes share each step's meta-batch and rank 0
+    writes the run directory (see `umeta.distributed`); other ranks return their last weights.
     """
     check_config(cfg)
-    with distributed_session(resolve_device(cfg.run.device)) as world:
+    with distributed_session(resolve_device(cfg.run.device)) as world, \
+            contextlib.ExitStack() as lock:
         run = RunDir(cfg.run.run_dir)
+        refusal = None
+        if world.is_main:  # rank 0 owns the run directory
+            try:
+                lock.enter_context(run.locked())
+            except UmetaError as err:
+                refusal = err
+        if not world.agree(refusal is None):
+            raise refusal or UmetaError(f"rank 0 could not open --run-dir {str(run.path)!r}")
         checkpoint = None
         if resume:
             cfg, checkpoint = _resumed_config(cfg, run)
         elif run.metrics.exists():
             raise UmetaError(f"run directory {str(run.path)!r} already holds a run; pass --resume "
                              f"to continue it or choose another --run-dir")
-        training = Training(cfg, world, run, train_data, val_data)
+        training = Training(cfg, world, run, train_data, val_data, progress=progress)
         if checkpoint is not None:
             training.restore(checkpoint)
-        elif world.is_main:
-            run.path.mkdir(parents=True, exist_ok=True)
-            run.config.write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+        if world.is_main:
+            run.trim_metrics(training.step)
+            with atomic_write(run.config) as handle:
+                handle.write(json.dumps(cfg.to_dict(), indent=2) + "\n")
         world.broadcast_module(training.learner)
         return _run(training, progress)
 
 
+def _flat(cfg: TrainConfig) -> dict[str, Any]:
+    """``{"section.key": value}`` of a config (``options`` tables as one value)."""
+    plain = json.loads(json.dumps(cfg.to_dict(), default=float))  # tuples as lists, as saved
+    return {f"{section}.{key}": value for section, values in plain.items()
+            for key, value in values.items()}
+
+
 def _resumed_config(cfg: TrainConfig, run: RunDir) -> tuple[TrainConfig, tuple]:
-    """The saved config of the run to resume (with the new step count and time limit), and
-    its last checkpoint."""
+    """The saved config of the run to resume with the `RESUMABLE_KEYS` of ``cfg``, and its
+    last checkpoint; a change to any other key raises `ParamError`."""
     if not run.last.is_file():
         raise UmetaError(f"--resume: no checkpoint at {run.last}; start the run without --resume")
     checkpoint = read_checkpoint(run.last)
     saved = TrainConfig.from_dict(checkpoint[1]["config"])
-    saved.optim.steps = cfg.optim.steps  # a resumed run may be extended
-    saved.run.time_limit_s = cfg.run.time_limit_s  # and given a new time limit
+    old, new = _flat(saved), _flat(cfg)
+    changed = [k for k in new if k not in RESUMABLE_KEYS and new[k] != old[k]]
+    if changed:
+        key = changed[0]
+        more = f" (and {len(changed) - 1} more setting(s))" if len(changed) > 1 else ""
+        raise ParamError(key, new[key], f"--resume continues the run in {literal(str(run.path))} "
+                         f"with its own settings, but this call sets {{setting}}{more} where the "
+                         f"run has {literal(old[key])}; drop it, or start a new run in another "
+                         f"--run-dir")
+    for key in RESUMABLE_KEYS:
+        section, name = key.split(".")
+        setattr(getattr(saved, section), name, getattr(getattr(cfg, section), name))
     return saved, checkpoint
 
 
@@ -171,7 +276,8 @@ class Training:
     validation episodes, counters; and the pieces of the loop that act on them."""
 
     def __init__(self, cfg: TrainConfig, world: World, run: RunDir,
-                 train_data: ImageSet | None, val_data: ImageSet | None) -> None:
+                 train_data: ImageSet | None, val_data: ImageSet | None, *,
+                 progress: bool = False) -> None:
         self.cfg, self.world, self.run = cfg, world, run
         device = self.device = world.device
         self.local_batch = world.local_batch(cfg.optim.meta_batch)
@@ -194,10 +300,15 @@ class Training:
         if cfg.run.channels_last:
             learner = learner.to(memory_format=torch.channels_last)
         self.learner = learner
-        self.source = build_task_source(cfg, self.train_data, device)
+        self.source = build_task_source(cfg, self.train_data, device,
+                                        progress=progress and world.is_main)
         world.seed_tasks(self.source, cfg.run.seed)
         if self.validate_every and val_data is None:
             val_data = load_part(cfg.data, "val", rotations=False)
+        if self.validate_every and val_data.num_classes < cfg.tasks.n_way:
+            raise UmetaError(f"validation draws tasks.n_way={cfg.tasks.n_way} classes, but "
+                             f"{val_data.name} has {val_data.num_classes}; set run.val_every=0 "
+                             f"(no validation) or a smaller --n-way")
         self.trainable = learner.trainable_parameters()
         if cfg.run.cuda_graph and world.size > 1:
             raise UmetaError("run.cuda_graph is for one process; set run.cuda_graph=false under "
@@ -211,6 +322,7 @@ class Training:
                                               fused=device.type == "cuda")
         self.scheduler = make_scheduler(cfg, self.optimizer)
         self.step, self.best, self.history, self.trained_before = 0, None, [], 0.0
+        self.start_step = 0
         self.val_sampler = None
         if self.validate_every:
             self.val_sampler = EpisodeSampler(val_data.to(device), cfg.tasks.n_way,
@@ -223,6 +335,7 @@ class Training:
                           else learner.meta_loss)
         self.step_fn = (CapturedStep(self.train_step, device) if cfg.run.cuda_graph
                         else self.train_step)
+        self.check_memory()
         self.start_time = time.perf_counter()
 
     # ---- restore / checkpoint -----------------------------------------------------------------
@@ -241,9 +354,48 @@ class Training:
         rngs = self.world.own_rng_states(rng_states(tensors), meta["progress"])
         self.source.load_state_dict({k[7:]: v for k, v in rngs.items() if k.startswith("source.")})
         torch.set_rng_state(rngs["torch"])
-        self.step = meta["progress"]["step"]
+        self.step = self.start_step = meta["progress"]["step"]
         self.best = meta["progress"].get("best_val_accuracy")
         self.trained_before = meta["progress"].get("train_s", 0.0)
+
+    def check_memory(self) -> None:
+        """Refuse a meta-batch whose training step cannot fit in this device's free memory.
+
+        The peak memory of one training step on 1 and on 2 tasks is measured on a copy of the
+        learner (`umeta.memory.PeakMemory`; the generators are put back, so that training is
+        unchanged) and extrapolated linearly to the local meta-batch."""
+        free = available_bytes(self.device)
+        if free is None:
+            return
+        rng = torch.get_rng_state()
+        source_state = self.source.state_dict()
+        try:
+            peaks = [peak_bytes(lambda n=n: self._probe_step(n)) for n in (1, 2)]
+        finally:
+            self.source.load_state_dict(source_state)
+            torch.set_rng_state(rng)
+        per_task = max(peaks[1] - peaks[0], 0)
+        need = peaks[0] + (self.local_batch - 1) * per_task
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+            free = available_bytes(self.device)
+        if need <= free:
+            return
+        fits = (1 + (free - peaks[0]) // per_task) * self.world.size if per_task else 0
+        advice = (f"set {{param}} to {fits} or less" if fits >= self.world.size else
+                  "a smaller model or images, or a device with more memory")
+        raise ParamError("optim.meta_batch", self.cfg.optim.meta_batch,
+                         f"{{setting}} needs about {format_bytes(need)} for one training step "
+                         f"({format_bytes(per_task)} per task, measured), more than the "
+                         f"{format_bytes(free)} free on {self.device.type}; {advice}")
+
+    def _probe_step(self, num_tasks: int) -> None:
+        """One training step's forward and backward on ``num_tasks`` tasks, on a copy of the
+        learner (the real one is untouched)."""
+        learner = copy.deepcopy(self.learner)
+        with self.autocast:
+            loss = learner.meta_loss(self.source.sample(num_tasks)).loss
+        loss.backward()
 
     def rng_now(self) -> dict[str, torch.Tensor]:
         """This process's generator states: the global one and the task source's."""
@@ -285,10 +437,9 @@ class Training:
         return MetaLoss(out.loss.detach(), out.accuracy.detach())
 
     def log_window(self, sums: torch.Tensor, window_steps: int, window_s: float) -> dict:
-        """Log the mean loss and accuracy of the last ``window_steps`` steps (one host sync);
-        returns the record, with ``out_of_time`` set once ``run.time_limit_s`` has passed."""
-        trained = sums.new_tensor([self.elapsed()])
-        loss, acc, trained_s = self.world.mean(torch.cat([sums / window_steps, trained])).tolist()
+        """Log the mean loss and accuracy of the last ``window_steps`` steps (one host sync)
+        and return the record."""
+        loss, acc = self.world.mean(sums / window_steps).tolist()
         if not math.isfinite(loss):
             raise UmetaError(f"training diverged at step {self.step} (loss {loss}); lower optim.lr "
                              f"or set optim.grad_clip")
@@ -298,8 +449,7 @@ class Training:
         if self.world.is_main:
             self.run.log(record)
         self.history.append(record)
-        # the ranks' mean training time decides the time limit, so that all ranks stop together
-        return {**record, "out_of_time": 0 < self.cfg.run.time_limit_s <= trained_s}
+        return record
 
     def validate(self) -> None:
         """Accuracy on the same validation episodes every time; keep the best weights."""
@@ -324,19 +474,57 @@ class Training:
         wall = self.elapsed()
         return TrainResult(self.learner, self.run.path, self.step, self.best, wall, self.history,
                            finished=self.step >= self.cfg.optim.steps,
-                           total_train_s=self.trained_before + wall)
+                           total_train_s=self.trained_before + wall, start_step=self.start_step)
+
+
+class TimeLimit:
+    """When this call has trained for ``run.time_limit_s`` seconds.
+
+    One process reads the host's clock after every step, which needs no synchronisation with
+    the device, and stops at the first step past the limit. Several processes must stop at
+    the same step, so they compare their mean clock at agreed steps only: the next check is
+    half-way to where the last one predicted the limit (at least one step on), so that there
+    are few checks while much time is left and a check every step just before the limit.
+    """
+
+    def __init__(self, t: Training) -> None:
+        self.t = t
+        self.limit = t.cfg.run.time_limit_s
+        self.next_check = t.step + 1
+        self.last = (t.step, 0.0)  # (step, elapsed seconds) at the last check
+
+    def passed(self) -> bool:
+        """Whether to stop after the step just taken (every rank gets the same answer)."""
+        t = self.t
+        if not self.limit:
+            return False
+        if not t.world.enabled:
+            return t.elapsed() >= self.limit
+        if t.step < self.next_check:
+            return False
+        elapsed = t.world.mean(torch.tensor([t.elapsed()], dtype=torch.float64,
+                                            device=t.world.comm_device)).item()
+        left = self.limit - elapsed
+        if left <= 0:
+            return True
+        rate = (t.step - self.last[0]) / max(elapsed - self.last[1], 1e-9)  # steps per second
+        self.next_check = t.step + max(1, int(0.5 * left * rate))
+        self.last = (t.step, elapsed)
+        return False
 
 
 def _run(t: Training, progress: bool) -> TrainResult:
     """The loop: steps, with a log window every ``log_every``, validation every ``val_every``
-    and a checkpoint every ``checkpoint_every`` steps (and at the end, or out of time)."""
+    and a checkpoint every ``checkpoint_every`` steps (and at the end, or out of time, when the
+    unfinished log window is logged first)."""
     cfg = t.cfg
     total = cfg.optim.steps
-    bar = tqdm(total=total, initial=t.step, disable=not (progress and t.world.is_main),
-               desc="meta-train", unit="step", dynamic_ncols=True)
+    bar = progress_bar(total, initial=t.step, enabled=progress and t.world.is_main,
+                       desc="meta-train", unit="step")
     sums = torch.zeros(2, device=t.device)
     window_start, window_steps = time.perf_counter(), 0
     t.start_time = time.perf_counter()
+    time_limit = TimeLimit(t)
     t.learner.train()
     out_of_time = False
     while t.step < total:
@@ -346,11 +534,11 @@ def _run(t: Training, progress: bool) -> TrainResult:
         window_steps += 1
         sums += torch.stack([out.loss.float(), out.accuracy.float()])
         bar.update(1)
-        if t.step % cfg.run.log_every == 0 or t.step == total:
+        out_of_time = t.step < total and time_limit.passed()
+        if t.step % cfg.run.log_every == 0 or t.step == total or out_of_time:
             record = t.log_window(sums, window_steps, time.perf_counter() - window_start)
-            out_of_time = record["out_of_time"]
             bar.set_postfix(loss=f"{record['loss']:.3f}", acc=f"{record['accuracy']:.3f}",
-                            tasks_s=f"{record['tasks_per_s']:.0f}")
+                            tasks_s=f"{record['tasks_per_s']:.0f}", refresh=False)
             sums.zero_()
             window_start, window_steps = time.perf_counter(), 0
         if t.val_sampler is not None and (t.step % t.validate_every == 0 or t.step == total):
@@ -364,4 +552,5 @@ def _run(t: Training, progress: bool) -> TrainResult:
     return t.finish()
 
 
-__all__ = ["TrainResult", "Training", "check_config", "train"]
+__all__ = ["RESUMABLE_KEYS", "RunDir", "TimeLimit", "TrainResult", "Training", "check_config",
+           "read_run_config", "train"]

@@ -3,7 +3,7 @@ unsupervised fine-tuning on its own images. The numeric work lives in `umeta.num
 scikit-learn faces of these tools are in `umeta.estimators`."""
 
 from umeta.adapt.anomaly import NormalProfile, anomaly_scores, fit_normal
-from umeta.adapt.cluster import cluster_dataset
+from umeta.adapt.cluster import cluster_dataset, search_range
 from umeta.adapt.embed import (
                                Embedding,
                                ShapeError,
@@ -16,4 +16,4 @@ from umeta.adapt.finetune import finetune, finetuned_embeddings
 
 __all__ = ["Embedding", "NormalProfile", "ShapeError", "anomaly_scores", "cluster_dataset",
            "embed_dataset", "embed_inputs", "embedding_quality", "finetune",
-           "finetuned_embeddings", "fit_normal", "model_inputs"]
+           "finetuned_embeddings", "fit_normal", "model_inputs", "search_range"]

@@ -22,12 +22,21 @@ CLUSTER_DATASET_LIMITS = {**CLUSTERING_LIMITS, **EMBED_LIMITS,
                           "n_clusters": CLUSTERING_LIMITS["n_clusters"] + [None]}
 
 
+def search_range(k_range: tuple[int, int], n_samples: int) -> tuple[int, int]:
+    """The candidates for the number of clusters that :func:`cluster_dataset` searches:
+    ``k_range`` with its top lowered to ``n_samples - 1`` (the silhouette needs a sample more
+    than clusters)."""
+    low, high = (int(k) for k in k_range)
+    return low, max(low, min(high, n_samples - 1))
+
+
 def cluster_dataset(learner: Learner | None, x: Tensor | np.ndarray,
                     n_clusters: int | None = None, *, k_range: tuple[int, int] = (2, 10),
                     normalize: bool = False, n_init: int = 10, max_iter: int = 100,
                     tol: float = 1e-4, refine: str = "none", refine_steps: int = 10,
                     seed: int = 0, batch_size: int = 1024,
-                    input_shape: tuple[int, ...] | None = None) -> Clustering:
+                    input_shape: tuple[int, ...] | None = None,
+                    progress: bool = False) -> Clustering:
     """Cluster one new, unlabeled data set in the embedding space of a meta-trained learner.
 
     Parameters
@@ -36,7 +45,8 @@ def cluster_dataset(learner: Learner | None, x: Tensor | np.ndarray,
         None clusters the inputs themselves (flattened).
     x : Tensor or ndarray of shape (N, C, H, W) (or (N, ...) without a learner)
     n_clusters : int or None
-        None estimates it by the silhouette over ``k_range``.
+        None estimates it: the k whose k-means has the best silhouette, over ``k_range``
+        (:func:`search_range`: at most ``N - 1``).
     k_range : (int, int)
     normalize : bool
         L2-normalise the embedding.
@@ -45,6 +55,8 @@ def cluster_dataset(learner: Learner | None, x: Tensor | np.ndarray,
     batch_size : int
         Images per forward pass of the learner.
     input_shape : see `umeta.adapt.model_inputs`
+    progress : bool
+        Show a bar of the images embedded.
 
     Returns
     -------
@@ -55,12 +67,12 @@ def cluster_dataset(learner: Learner | None, x: Tensor | np.ndarray,
                   "refine_steps": refine_steps, "batch_size": batch_size},
                  CLUSTER_DATASET_LIMITS)
     feats = embed_inputs(learner, x, normalize=normalize, batch_size=batch_size, min_samples=2,
-                         input_shape=input_shape)
+                         input_shape=input_shape, progress=progress)
     if n_clusters is not None:
         check_cluster_count(n_clusters, len(feats))
     gen = seeded_generator(seed, feats.device)
     k = n_clusters if n_clusters is not None else estimate_n_clusters(
-        feats, k_range, n_init=n_init, max_iter=max_iter, seed=gen)
+        feats, search_range(k_range, len(feats)), n_init=n_init, max_iter=max_iter, seed=gen)
     result = cluster_tasks(feats[None], k, n_init=n_init, max_iter=max_iter, tol=tol,
                            refine=refine, refine_steps=refine_steps, seed=gen)
     return Clustering(result.labels[0], result.centers[0], result.inertia[0], result.n_iter)

@@ -30,6 +30,7 @@ EMBED_LIMITS = {
     "n_components": [Interval(int, 1, None)],
     "normalize": [bool],
     "batch_size": [Interval(int, 1, None)],
+    "progress": [bool],
 }
 
 
@@ -126,7 +127,7 @@ def model_inputs(learner: Learner | None, x: Tensor | np.ndarray, *,
 
 def embed_inputs(learner: Learner | None, x: Tensor | np.ndarray, *, normalize: bool = False,
                  batch_size: int = 1024, min_samples: int = 1,
-                 input_shape: tuple[int, ...] | None = None) -> Tensor:
+                 input_shape: tuple[int, ...] | None = None, progress: bool = False) -> Tensor:
     """Validate ``x`` (:func:`model_inputs`) and map it to the learner's embedding.
 
     Parameters
@@ -136,6 +137,8 @@ def embed_inputs(learner: Learner | None, x: Tensor | np.ndarray, *, normalize: 
         L2-normalise each embedding vector.
     batch_size : int
         Images per forward pass.
+    progress : bool
+        Show a bar of the images embedded.
 
     Returns
     -------
@@ -146,7 +149,7 @@ def embed_inputs(learner: Learner | None, x: Tensor | np.ndarray, *, normalize: 
         feats = x
     else:
         try:
-            feats = learner.embed(x, batch_size=batch_size)
+            feats = learner.embed(x, batch_size=batch_size, progress=progress)
         except RuntimeError as err:
             first = str(err).splitlines()[0]
             raise UmetaError(f"images of shape {tuple(x.shape[1:])} do not fit the model "
@@ -171,7 +174,8 @@ class Embedding:
 
 def embed_dataset(learner: Learner | None, x: Tensor | np.ndarray, d: int = 2, *,
                   normalize: bool = False, batch_size: int = 1024,
-                  input_shape: tuple[int, ...] | None = None) -> Embedding:
+                  input_shape: tuple[int, ...] | None = None,
+                  progress: bool = False) -> Embedding:
     """The learner's embedding of ``x`` followed by PCA to ``d`` dimensions.
 
     Parameters
@@ -185,6 +189,8 @@ def embed_dataset(learner: Learner | None, x: Tensor | np.ndarray, d: int = 2, *
         L2-normalise the embedding before PCA.
     batch_size : int
     input_shape : see :func:`model_inputs`
+    progress : bool
+        Show a bar of the images embedded.
 
     Returns
     -------
@@ -193,7 +199,7 @@ def embed_dataset(learner: Learner | None, x: Tensor | np.ndarray, d: int = 2, *
     check_params({"n_components": d, "normalize": normalize, "batch_size": batch_size},
                  EMBED_LIMITS)
     feats = embed_inputs(learner, x, normalize=normalize, batch_size=batch_size, min_samples=2,
-                         input_shape=input_shape)
+                         input_shape=input_shape, progress=progress)
     pca = fit_pca(feats, d)
     return Embedding(pca.transform(feats), pca)
 

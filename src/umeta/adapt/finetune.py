@@ -32,24 +32,31 @@ from torch import Tensor
 from umeta.adapt.embed import as_images, model_device
 from umeta.errors import UmetaError
 from umeta.learners.base import Learner
+from umeta.params import ParamError
+from umeta.progress import progress_bar
 from umeta.tasks.augment import Augment
 from umeta.tasks.umtra import UMTRA
 
 OPTIMIZERS = ("adam", "sgd")
+#: Most fine-tuning steps: far past any use (a few to a few hundred steps are meant; 5 to 20
+#: were measured), so that a mistyped count is an error instead of a run of days.
+MAX_STEPS = 100_000
 #: Pseudo-classes per episode when the learner does not say what it was meta-trained with.
 DEFAULT_N_WAY = 20
 
 
 def check_finetune_args(steps: int, lr: float, optimizer: str = "adam") -> None:
-    """Raise `UmetaError` unless ``steps`` is a whole number >= 0, ``lr`` > 0 (and finite) and
-    ``optimizer`` is one of `OPTIMIZERS`."""
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
-        raise UmetaError(f"fine-tuning steps must be a whole number >= 0 (0 turns it off); "
-                         f"got {steps!r}")
+    """Raise `ParamError` (about ``steps`` or ``lr``) unless ``steps`` is a whole number in
+    [0, `MAX_STEPS`] and ``lr`` > 0 (and finite); `UmetaError` unless ``optimizer`` is one of
+    `OPTIMIZERS`."""
+    if (isinstance(steps, bool) or not isinstance(steps, (int, np.integer))
+            or not 0 <= steps <= MAX_STEPS):
+        raise ParamError("steps", steps, f"fine-tuning steps must be a whole number >= 0 and at "
+                                         f"most {MAX_STEPS} (0 turns it off); got {{setting}}")
     if isinstance(lr, bool) or not isinstance(lr, (int, float, np.number)) or not (
             math.isfinite(lr) and lr > 0):
-        raise UmetaError(f"the fine-tuning learning rate must be a number > 0, e.g. 1e-4; "
-                         f"got {lr!r}")
+        raise ParamError("lr", lr, "the fine-tuning learning rate must be a number > 0, e.g. "
+                                   "1e-4; got {setting}")
     if optimizer not in OPTIMIZERS:
         raise UmetaError(f"unknown fine-tuning optimizer {optimizer!r}; choose one of: "
                          f"{', '.join(OPTIMIZERS)}")
@@ -81,7 +88,8 @@ def _default_n_way(learner: Learner, n_images: int) -> int:
 def finetune(learner: Learner, images: Tensor | np.ndarray, *, steps: int = 10,
              lr: float = 1e-4, optimizer: str = "adam", n_way: int | None = None,
              k_shot: int = 1, q_query: int = 2, meta_batch: int = 2,
-             query_augment: Augment | Mapping | None = None, seed: int = 0) -> Learner:
+             query_augment: Augment | Mapping | None = None, seed: int = 0,
+             progress: bool = False) -> Learner:
     """A copy of ``learner`` fine-tuned without labels on the images of one new data set.
 
     Each step draws ``meta_batch`` UMTRA pseudo-episodes from ``images`` (``n_way`` distinct
@@ -115,6 +123,8 @@ def finetune(learner: Learner, images: Tensor | np.ndarray, *, steps: int = 10,
         Makes the queries; default UMTRA's (`umeta.tasks.augment.UMTRA_OMNIGLOT`).
     seed : int
         Seeds the episode generator (on the learner's device).
+    progress : bool
+        Show a bar of the steps done.
 
     Returns
     -------
@@ -129,15 +139,16 @@ def finetune(learner: Learner, images: Tensor | np.ndarray, *, steps: int = 10,
     """
     *_, (_, tuned) = finetune_path(learner, images, (steps,), lr=lr, optimizer=optimizer,
                                    n_way=n_way, k_shot=k_shot, q_query=q_query,
-                                   meta_batch=meta_batch, query_augment=query_augment, seed=seed)
+                                   meta_batch=meta_batch, query_augment=query_augment, seed=seed,
+                                   progress=progress)
     return tuned
 
 
 def finetune_path(learner: Learner, images: Tensor | np.ndarray, steps: Sequence[int], *,
                   lr: float = 1e-4, optimizer: str = "adam", n_way: int | None = None,
                   k_shot: int = 1, q_query: int = 2, meta_batch: int = 2,
-                  query_augment: Augment | Mapping | None = None,
-                  seed: int = 0) -> Iterator[tuple[int, Learner]]:
+                  query_augment: Augment | Mapping | None = None, seed: int = 0,
+                  progress: bool = False) -> Iterator[tuple[int, Learner]]:
     """The fine-tuned copy after each of several step counts, from one fine-tuning run.
 
     Yields ``(n, copy)`` for each ``n`` of ``sorted(set(steps))``; the copy after ``n`` steps
@@ -164,17 +175,18 @@ def finetune_path(learner: Learner, images: Tensor | np.ndarray, steps: Sequence
     if n_way < 2:
         raise UmetaError(f"fine-tuning needs n_way >= 2 pseudo-classes per task; got {n_way}")
     return _run(learner, UMTRA(x, n_way, k_shot, q_query, seed=seed, query_augment=query_augment),
-                steps, lr, optimizer, meta_batch)
+                steps, lr, optimizer, meta_batch, progress)
 
 
 def _run(learner: Learner, source: UMTRA, steps: list[int], lr: float, optimizer: str,
-         meta_batch: int) -> Iterator[tuple[int, Learner]]:
+         meta_batch: int, progress: bool) -> Iterator[tuple[int, Learner]]:
     """The training loop of :func:`finetune_path`, after its checks (which run eagerly)."""
     tuned = copy.deepcopy(learner)
     params = [p for p in tuned.parameters() if p.requires_grad]
     opt = (torch.optim.Adam(params, lr=lr) if optimizer == "adam"
            else torch.optim.SGD(params, lr=lr))
     done = 0
+    bar = progress_bar(steps[-1], desc="fine-tune", unit="step", enabled=progress)
     for n in steps:
         tuned.eval()  # BatchNorm keeps its meta-trained running statistics (module docstring)
         with torch.enable_grad():
@@ -183,7 +195,10 @@ def _run(learner: Learner, source: UMTRA, steps: list[int], lr: float, optimizer
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
+                bar.update(1)
         done = n
+        if n == steps[-1]:
+            bar.close()
         if not all(bool(torch.isfinite(p).all()) for p in params):
             raise UmetaError(f"fine-tuning diverged (non-finite weights after {n} steps at "
                              f"lr={lr:g}); lower the learning rate")

@@ -16,9 +16,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from tqdm.auto import tqdm
-
 from umeta.errors import UmetaError
+from umeta.progress import progress_bar
 
 _HEX_LENGTH = {"sha256": 64, "md5": 32}
 
@@ -58,7 +57,7 @@ def download_file(
     sha256, md5 : str, optional
         Expected hexadecimal digest(s); every one given must match.
     progress : bool
-        Show a tqdm progress bar (on stderr).
+        Show a progress bar (on stderr; `umeta.progress`).
     timeout : float
         Seconds to wait for the server on connect and on each read.
 
@@ -85,8 +84,8 @@ def download_file(
             length = resp.headers.get("Content-Length")
             total = int(length) if length is not None and length.isdigit() else None
             received = 0
-            with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024,
-                      desc=dest.name, disable=not progress, leave=False) as bar:
+            with progress_bar(total, unit="B", unit_scale=True, unit_divisor=1024,
+                              desc=dest.name, enabled=progress, leave=False) as bar:
                 for chunk in iter(lambda: resp.read(1 << 16), b""):
                     out.write(chunk)
                     for digest in digests.values():

@@ -435,6 +435,12 @@ def load_omniglot(
     if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1:
         raise UmetaError(f"image_size must be a positive integer (e.g. 28); got {image_size!r}")
     cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    for given, name in ((data_dir, "--data-dir (data_dir)"),
+                        (None if data_dir is not None else os.environ.get("UMETA_DATA"),
+                         "$UMETA_DATA")):
+        if given is not None and not Path(given).expanduser().is_dir():
+            raise UmetaError(f"{name} {str(given)!r} is not a folder; pass the folder that "
+                             f"holds Omniglot, or leave it out to use the cache {str(cache)!r}")
     data = data_dir if data_dir is not None else os.environ.get("UMETA_DATA") or cache
     folders = [Path(data).expanduser(), cache]
     sets = [_load_source(source, image_size, folders, cache, download, base_url, progress)

@@ -6,11 +6,24 @@ own parts; a split's own part names (Omniglot's ``background`` / ``evaluation``)
 Omniglot's ``background-evaluation`` split (Lake et al.: train on the 30 background alphabets,
 test on the 20 evaluation alphabets) has no validation part. Mixtures of Omniglot with the
 procedural prior (``omniglot+procedural:F``, `umeta.data.mixed`) take Omniglot's parts.
+
+A user's own image folder is a data set too: ``data.dataset`` is then its path (``umeta train
+--dataset my_images/``), read by `umeta.data.user.read_image_folder` with every image resized to
+``data.image_size`` squared. A folder of loose images (no labels) is one part: ``train`` and
+``trainval`` are all its images and it has no ``val`` or ``test`` part (label-free training;
+nothing to score against). A folder with one subfolder per class is split by class, seeded and
+the same on every call: `FOLDER_TEST_SHARE` of the classes are ``test``, `FOLDER_VAL_SHARE` are
+``val``, the rest ``train`` (at least one class each), so a run trains on ``trainval`` and
+``umeta eval --dataset`` scores classes it never saw.
 """
 
 from __future__ import annotations
 
+import functools
+from pathlib import Path
 from typing import Callable
+
+import torch
 
 from umeta.config import DataConfig
 from umeta.data.imageset import ImageSet
@@ -31,29 +44,45 @@ OMNIGLOT_ROLES: dict[str, dict[str, str | None]] = {
                               "test": "evaluation"},
 }
 
+#: Shares of a labelled image folder's classes that are held out as its val and test parts.
+FOLDER_VAL_SHARE, FOLDER_TEST_SHARE = 0.1, 0.2
+#: Seed of the class split of a labelled image folder.
+FOLDER_SPLIT_SEED = 0
+#: The roles of an image folder without class subfolders.
+UNLABELED_FOLDER_ROLES = {"train": "all", "trainval": "all", "val": None, "test": None}
+
 #: loader(cfg, part, rotations) -> ImageSet, for a part name the data set has
 DATASETS: Registry[Callable[[DataConfig, str, bool], ImageSet]] = Registry("dataset")
 
 
-def _registered(dataset: str) -> str:
-    """The registry name of ``dataset``: mixtures ``omniglot+procedural:F`` share one loader."""
+def dataset_key(cfg: DataConfig) -> str:
+    """The name in `DATASETS` of the loader of ``cfg.dataset``: the name itself, the shared
+    loader of mixtures ``omniglot+procedural:F``, or "folder" for the path of an existing folder."""
     from umeta.data.mixed import is_mixture, parse_mixture
 
-    if is_mixture(dataset):
-        base, _ = parse_mixture(dataset)  # an unknown mixture is one clear error here
+    if is_mixture(cfg.dataset) and not Path(cfg.dataset).expanduser().is_dir():
+        base, _ = parse_mixture(cfg.dataset)  # an unknown mixture is one clear error here
         return "procedural" if base is None else f"{base}+procedural"
-    return dataset
+    if cfg.dataset in DATASETS and cfg.dataset != "folder":
+        return cfg.dataset
+    if Path(cfg.dataset).expanduser().is_dir():
+        return "folder"
+    names = ", ".join(n for n in DATASETS.names() if n != "folder")
+    raise UmetaError(f"unknown dataset {cfg.dataset!r}; choose one of: {names}, or the path of "
+                     f"a folder of images")
 
 
 def _parts(cfg: DataConfig) -> dict[str, str | None]:
     """Role or part name -> the data set's part name (None where it has none)."""
-    if _registered(cfg.dataset) in ("omniglot", "omniglot+procedural"):
+    key = dataset_key(cfg)
+    if key in ("omniglot", "omniglot+procedural"):
         if cfg.split not in OMNIGLOT_ROLES:
             raise UmetaError(f"unknown Omniglot split {cfg.split!r}; use one of "
                              f"{list(OMNIGLOT_ROLES)}")
         roles = OMNIGLOT_ROLES[cfg.split]
         return {**roles, **{p: p for p in roles.values() if p is not None}}
-    DATASETS.get(_registered(cfg.dataset))  # an unknown name lists the valid ones
+    if key == "folder" and not _read_folder(_folder(cfg), cfg.image_size).class_names:
+        return {**UNLABELED_FOLDER_ROLES, "all": "all"}
     return {role: role for role in ROLES}
 
 
@@ -83,10 +112,14 @@ def load_part(cfg: DataConfig, part: str, *, rotations: bool | None = None) -> I
     """
     name = resolve_part(cfg, part)
     if name is None:
+        parts = ", ".join(p for p, n in _parts(cfg).items() if n)
+        if dataset_key(cfg) == "folder":
+            raise UmetaError(f"the image folder {cfg.dataset!r} has no {part!r} part: without "
+                             f"class subfolders it is training images only (parts: {parts})")
         raise UmetaError(f"the {cfg.split!r} split of {cfg.dataset!r} has no {part!r} part; "
-                         f"parts: {', '.join(p for p, n in _parts(cfg).items() if n)}")
-    loader = DATASETS.get(_registered(cfg.dataset))
-    return loader(cfg, name, cfg.rotations if rotations is None else rotations)
+                         f"parts: {parts}")
+    return DATASETS.get(dataset_key(cfg))(cfg, name,
+                                          cfg.rotations if rotations is None else rotations)
 
 
 @DATASETS.register("glyphs")
@@ -117,3 +150,44 @@ def _mixture(cfg: DataConfig, part: str, rotations: bool) -> ImageSet:
     from umeta.data.mixed import load_mixture
 
     return load_mixture(cfg, part, rotations)
+
+
+def _folder(cfg: DataConfig) -> Path:
+    return Path(cfg.dataset).expanduser().resolve()
+
+
+@functools.lru_cache(maxsize=2)
+def _read_folder(folder: Path, image_size: int) -> ImageSet:
+    """Every image of ``folder`` at ``image_size`` squared (read once per process)."""
+    from umeta.data.user import read_image_folder
+
+    return read_image_folder(folder, image_size).as_imageset()
+
+
+def folder_class_split(class_names: list[str]) -> dict[str, list[str]]:
+    """The seeded class split of a labelled image folder: part -> its class names (sorted)."""
+    n = len(class_names)
+    n_test = max(1, round(FOLDER_TEST_SHARE * n))
+    n_val = max(1, round(FOLDER_VAL_SHARE * n))
+    if n - n_test - n_val < 1:
+        raise UmetaError(f"an image folder with classes is split into train, val and test "
+                         f"classes, which needs at least 3 class subfolders; it has {n} (put the "
+                         f"images loose in the folder to train on all of them without labels)")
+    generator = torch.Generator().manual_seed(FOLDER_SPLIT_SEED)
+    order = [sorted(class_names)[i] for i in torch.randperm(n, generator=generator).tolist()]
+    test, val, train = order[:n_test], order[n_test:n_test + n_val], order[n_test + n_val:]
+    return {"train": sorted(train), "val": sorted(val), "test": sorted(test),
+            "trainval": sorted(train + val)}
+
+
+@DATASETS.register("folder")
+def _user_folder(cfg: DataConfig, part: str, rotations: bool) -> ImageSet:
+    if rotations:
+        raise UmetaError("data.rotations is for Omniglot; set data.rotations=false for an "
+                         "image folder")
+    folder = _folder(cfg)
+    images = _read_folder(folder, cfg.image_size)
+    name = f"{folder.name}/{part}"
+    if part == "all":
+        return ImageSet(images.images, images.labels, [], None, name)
+    return images.select_classes(folder_class_split(images.class_names)[part], name)

@@ -38,6 +38,7 @@ from torch import Tensor
 
 from umeta.data.imageset import ImageSet
 from umeta.errors import UmetaError
+from umeta.params import ParamError, literal
 
 __all__ = [
     "UserData", "load_user_data", "read_image_folder", "read_npz", "read_table",
@@ -133,12 +134,14 @@ def load_user_data(
         raise UmetaError(f"data path {str(p)!r} does not exist; check the path")
     name = p.name.lower()
     if label_column is not None and not name.endswith(TABLE_EXTENSIONS):
-        raise UmetaError(
-            f"label_column={label_column!r} applies to CSV/TSV tables only, not {str(p)!r}; "
-            f"drop it (folders label by subfolder, npz files by their 'y' array)"
+        raise ParamError(
+            "label_column", label_column,
+            f"{{setting}} applies to CSV/TSV tables only, not {literal(str(p))}; drop it "
+            f"(folders label by subfolder, npz files by their 'y' array)"
         )
     if image_size is not None and name.endswith(TABLE_EXTENSIONS):
-        raise UmetaError(f"image_size applies to images, not to the table {str(p)!r}; drop it")
+        raise ParamError("image_size", image_size, f"{{param}} applies to images, not to the "
+                                                   f"table {literal(str(p))}; drop it")
     if p.is_dir():
         return read_image_folder(p, image_size)
     if name.endswith(".npz"):
@@ -228,10 +231,11 @@ def read_image_folder(folder: str | Path, image_size: ImageSize = None) -> UserD
     if len(set(shapes)) > 1:
         first = shapes[0]
         other = next(i for i, s in enumerate(shapes) if s != first)
-        raise UmetaError(
-            f"images differ in size: {str(files[0])!r} is {first[1]}x{first[0]} but "
-            f"{str(files[other])!r} is {shapes[other][1]}x{shapes[other][0]} (width x height); "
-            f"pass image_size to resize them all"
+        raise ParamError(
+            "image_size", None,
+            f"images differ in size: {literal(str(files[0]))} is {first[1]}x{first[0]} but "
+            f"{literal(str(files[other]))} is {shapes[other][1]}x{shapes[other][0]} (width x "
+            f"height); pass {{param}} to resize them all"
         )
     colour = any(a.ndim == 3 and not (np.array_equal(a[..., 0], a[..., 1])
                                       and np.array_equal(a[..., 1], a[..., 2])) for a in arrays)
@@ -368,7 +372,8 @@ def read_npz(file: str | Path, image_size: ImageSize = None) -> UserData:
         _check_count(0 if x.ndim == 0 else x.shape[0], what)
     if x.ndim == 2:
         if size is not None:
-            raise UmetaError(f"{what} holds vectors (N, D); image_size applies to images only")
+            raise ParamError("image_size", size, f"{literal(str(file))} holds vectors (N, D); "
+                                                 f"{{param}} applies to images only")
         if x.dtype.kind not in "biuf" or x.shape[1] == 0:
             raise UmetaError(
                 f"{what}: X has dtype {x.dtype} and shape {x.shape}; give numbers, at least "

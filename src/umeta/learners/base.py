@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from umeta.progress import progress_bar
 from umeta.registry import Registry
 from umeta.tasks.episode import Episode
 
@@ -104,12 +105,18 @@ class Learner(nn.Module):
         return self.backbone(x)
 
     @torch.no_grad()
-    def embed(self, x: Tensor, batch_size: int = 1024) -> Tensor:
-        """:meth:`embedding` of the images ``x`` (B, C, H, W) -> (B, D), in eval mode."""
+    def embed(self, x: Tensor, batch_size: int = 1024, *, progress: bool = False) -> Tensor:
+        """:meth:`embedding` of the images ``x`` (B, C, H, W) -> (B, D), in eval mode, in
+        batches of ``batch_size``; ``progress`` shows a bar of the images done."""
         was_training = self.training
         self.eval()
+        bar = progress_bar(len(x), desc="features", unit="image", enabled=progress)
         try:
-            return torch.cat([self.embedding(x[i : i + batch_size])
-                              for i in range(0, len(x), batch_size)])
+            feats = []
+            for i in range(0, len(x), batch_size):
+                feats.append(self.embedding(x[i : i + batch_size]))
+                bar.update(len(feats[-1]))
+            return torch.cat(feats)
         finally:
+            bar.close()
             self.train(was_training)

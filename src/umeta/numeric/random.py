@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from umeta.params import Interval, check_params
+
 
 def seeded_generator(seed: int, device: torch.device | str) -> torch.Generator:
     """A `torch.Generator` on ``device`` seeded with ``seed``."""
@@ -15,3 +17,12 @@ def seeded_generator(seed: int, device: torch.device | str) -> torch.Generator:
 def as_generator(seed: int | torch.Generator, device: torch.device | str) -> torch.Generator:
     """``seed`` itself if it is a generator, else a new generator on ``device`` seeded with it."""
     return seed if isinstance(seed, torch.Generator) else seeded_generator(seed, device)
+
+
+#: Seeds every tool accepts: NumPy's and scikit-learn's range (torch takes these too).
+SEED_LIMITS = [Interval(int, 0, 2**32 - 1)]
+
+
+def check_seed(seed: int, name: str = "seed") -> None:
+    """Raise `ParamError` (naming ``name``) unless ``seed`` is an integer in [0, 2**32 - 1]."""
+    check_params({name: seed}, {name: SEED_LIMITS})

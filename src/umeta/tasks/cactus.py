@@ -19,13 +19,15 @@ from torch import Tensor
 from umeta.errors import UmetaError
 from umeta.numeric.clustering import kmeans
 from umeta.numeric.random import seeded_generator
+from umeta.progress import progress_bar
 from umeta.tasks.augment import Augment, as_augment
 from umeta.tasks.episode import Episode
 from umeta.tasks.umtra import check_source_args, sample_distinct
 
 
 def scaled_partitions(embeddings: Tensor, num_partitions: int, num_clusters: int, iters: int,
-                      generator: torch.Generator, max_elements: int = 2 ** 26) -> Tensor:
+                      generator: torch.Generator, max_elements: int = 2 ** 26, *,
+                      progress: bool = False) -> Tensor:
     """CACTUs' partitions: k-means of the embeddings with randomly rescaled dimensions.
 
     Parameters
@@ -38,6 +40,8 @@ def scaled_partitions(embeddings: Tensor, num_partitions: int, num_clusters: int
     max_elements : int
         Partitions are clustered in chunks whose (chunk, N, num_clusters) distance matrix has at
         most this many entries (at least one partition per chunk).
+    progress : bool
+        Show a bar of the partitions done.
 
     Returns
     -------
@@ -47,9 +51,12 @@ def scaled_partitions(embeddings: Tensor, num_partitions: int, num_clusters: int
     scales = torch.rand(num_partitions, d, device=embeddings.device, generator=generator)
     chunk = max(1, max_elements // (n * num_clusters))
     parts = []
-    for start in range(0, num_partitions, chunk):
-        x = embeddings[None] * scales[start : start + chunk, None, :]
-        parts.append(kmeans(x, num_clusters, n_init=1, max_iter=iters, seed=generator).labels)
+    with progress_bar(num_partitions, desc="cactus partitions", unit="partition",
+                      enabled=progress) as bar:
+        for start in range(0, num_partitions, chunk):
+            x = embeddings[None] * scales[start : start + chunk, None, :]
+            parts.append(kmeans(x, num_clusters, n_init=1, max_iter=iters, seed=generator).labels)
+            bar.update(len(x))
     return torch.cat(parts)
 
 
@@ -73,6 +80,8 @@ class CACTUs:
         Most Lloyd iterations per clustering.
     augment : Augment or mapping, optional
         Applied to every support and query image; default none.
+    progress : bool
+        Show a bar while the partitions are made (minutes for Omniglot on a CPU).
 
     Raises
     ------
@@ -88,7 +97,7 @@ class CACTUs:
     def __init__(self, images: Tensor, n_way: int, k_shot: int = 1, q_query: int = 1,
                  seed: int = 0, embeddings: Tensor | None = None, num_partitions: int = 100,
                  num_clusters: int = 500, kmeans_iters: int = 20,
-                 augment: Augment | Mapping | None = None) -> None:
+                 augment: Augment | Mapping | None = None, progress: bool = False) -> None:
         check_source_args(images, n_way, k_shot, q_query)
         n = len(images)
         if not isinstance(embeddings, Tensor) or embeddings.dim() != 2 or len(embeddings) != n:
@@ -110,7 +119,8 @@ class CACTUs:
         self.augment = as_augment(augment, Augment())
         self.generator = seeded_generator(seed, images.device)
         self.assignments = scaled_partitions(embeddings, num_partitions, self.num_clusters,
-                                             kmeans_iters, self.generator)  # (P, N)
+                                             kmeans_iters, self.generator,
+                                             progress=progress)  # (P, N)
         p, k, need = num_partitions, self.num_clusters, self.k_shot + self.q_query
         flat = (torch.arange(p, device=images.device)[:, None] * k + self.assignments).flatten()
         self.counts = torch.bincount(flat, minlength=p * k)  # (P * k,) images per cluster
