@@ -36,7 +36,9 @@ def main() -> None:
     parser.add_argument("--transductive-steps", default="0",
                         help="comma-separated soft k-means steps with the unlabeled queries at "
                              "test time (prototype learners); each value gets its own rows")
-    parser.add_argument("--checkpoint", help="evaluate this checkpoint instead of training")
+    parser.add_argument("--checkpoint", help="evaluate this checkpoint instead of training "
+                                             "(--set then overrides its own config, e.g. "
+                                             "data.split to test on)")
     parser.add_argument("--resume", action="store_true",
                         help="continue the run in run.run_dir (one stopped by run.time_limit_s: "
                              "call again with --resume until it has trained optim.steps)")
@@ -53,6 +55,9 @@ def main() -> None:
     if args.checkpoint:
         learner, steps, history = load_learner(args.checkpoint, device), None, []
         cfg = learner.config
+        for item in args.set:  # e.g. evaluate on another split than the one trained on
+            key, _, value = item.partition("=")
+            cfg.override(key.strip(), value.strip())
     else:
         result = train(cfg, progress=False, resume=args.resume)
         if not result.finished:

@@ -147,20 +147,24 @@ def read_runs(path: str | Path, image_size: int = 28) -> list[OneShotRun]:
 def check_background_only(config: Mapping, progress: Mapping) -> str | None:
     """None if the model was meta-trained on Omniglot's background alphabets only, else why not.
 
-    Accepted: ``data.dataset == "omniglot"`` and ``data.split == "background-evaluation"``, and
-    the progress record's training set name (when there is one) is the background part; without
+    Accepted: ``data.dataset`` Omniglot, or Omniglot with generated images of the procedural prior
+    (``omniglot+procedural[:F]``: no other real data), and ``data.split ==
+    "background-evaluation"``, and the progress record's training set name (when there is one)
+    is the background part (with the generated images); without
     that record, a label-free run (its images: the split's training part) or a supervised run
     on ``train_part == "train"``.
     """
     data = config.get("data") or {}
-    if data.get("dataset") != "omniglot":
+    dataset = str(data.get("dataset"))
+    if dataset != "omniglot" and not dataset.startswith("omniglot+procedural"):
         return f"trained on {data.get('dataset')!r}, not on Omniglot's background alphabets"
     if data.get("split") != "background-evaluation":
         return (f"trained on Omniglot split {data.get('split')!r}, whose training part holds "
                 f"evaluation alphabets; B7 needs split 'background-evaluation'")
     trained_on = progress.get("data")
     if trained_on is not None:
-        return None if trained_on == BACKGROUND else f"trained on {trained_on!r}"
+        ok = trained_on == BACKGROUND or trained_on.startswith(BACKGROUND + "+procedural")
+        return None if ok else f"trained on {trained_on!r}"
     label_free = (config.get("tasks") or {}).get("builder", "labelled") != "labelled"
     if label_free or data.get("train_part", "train") == "train":
         return None

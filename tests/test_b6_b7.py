@@ -276,6 +276,10 @@ def test_only_background_only_models_are_b7_models():
     ok = {"data": {"dataset": "omniglot", "split": "background-evaluation"},
           "tasks": {"builder": "umtra"}}
     assert b7.check_background_only(ok, {"data": b7.BACKGROUND}) is None
+    mixed = {"data": {"dataset": "omniglot+procedural", "split": "background-evaluation"}}
+    assert b7.check_background_only(mixed, {"data": b7.BACKGROUND + "+procedural:0.5"}) is None
+    assert b7.check_background_only({"data": {"dataset": "omniglot+mnist",
+                                              "split": "background-evaluation"}}, {})
     assert b7.check_background_only(ok, {}) is None
     assert "'glyphs'" in b7.check_background_only({"data": {"dataset": "glyphs"}}, {})
     assert "vinyals" in b7.check_background_only(

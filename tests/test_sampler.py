@@ -96,5 +96,5 @@ def test_augmented_episodes_are_the_plain_ones_augmented_with_the_samplers_gener
 
 
 def test_unknown_augmentation_option_is_a_clear_error(tiny_images):
-    with pytest.raises(UmetaError, match="unknown augmentation option 'blur'"):
-        EpisodeSampler(tiny_images, 4, 2, 3, augment={"blur": 1})
+    with pytest.raises(UmetaError, match="unknown augmentation option 'sharpen'"):
+        EpisodeSampler(tiny_images, 4, 2, 3, augment={"sharpen": 1})

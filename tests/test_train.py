@@ -450,3 +450,25 @@ def test_labelled_episodes_take_an_augmentation_and_no_other_option(tmp_path, no
     cfg.tasks.options = {"encoder": "x"}
     with pytest.raises(UmetaError, match="task builder 'labelled' has no option 'encoder'"):
         train(cfg, train_data=noisy_classes, val_data=noisy_classes, progress=False)
+
+
+def test_an_exported_psco_model_is_small_and_embeds_as_the_checkpoint_does(tmp_path,
+                                                                           noisy_classes):
+    from umeta.build import export_learner
+
+    cfg = small_config(tmp_path / "run", steps=3)
+    cfg.tasks.builder, cfg.learner.name = "psco", "psco"
+    cfg.tasks.n_way, cfg.tasks.k_shot, cfg.tasks.q_query = 16, 1, 1
+    cfg.optim.meta_batch = 1
+    cfg.learner.options = {"queue_size": 64, "hidden_dim": 32, "proj_dim": 16}
+    train(cfg, train_data=noisy_classes, progress=False)
+    last = tmp_path / "run" / "checkpoints" / "last.safetensors"
+    meta = export_learner(last, tmp_path / "model.safetensors")
+    assert meta["exported"] and meta["dtype"] == "float16"
+    assert (tmp_path / "model.safetensors").stat().st_size < last.stat().st_size / 3
+    full, slim = load_learner(last), load_learner(tmp_path / "model.safetensors")
+    x = noisy_classes.float_images()[:20]
+    torch.testing.assert_close(slim.embed(x), full.embed(x), atol=2e-2, rtol=2e-2)
+    assert torch.equal(slim.momentum_projector[0].weight, slim.projector[0].weight)
+    tensors, _ = read_checkpoint(tmp_path / "model.safetensors")
+    assert not any(k.startswith(("model.queue", "model.momentum")) for k in tensors)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from umeta.checkpoint import model_state, read_checkpoint
+from umeta.checkpoint import model_state, read_checkpoint, save_model
 from umeta.config import TrainConfig
 from umeta.data.imageset import ImageSet
 from umeta.errors import UmetaError
@@ -162,14 +162,44 @@ def load_learner(path: str | Path, device: torch.device | str = "cpu") -> Learne
     image_shape = tuple(meta["progress"].get("image_shape", (1, config.data.image_size,
                                                              config.data.image_size)))
     learner = build_learner(config, image_shape).to(device)
+    state = {k: v.float() if v.is_floating_point() else v for k, v in model_state(tensors).items()}
+    exported = bool(meta.get("exported"))
     try:
-        learner.load_state_dict(model_state(tensors))
+        missing, unexpected = learner.load_state_dict(state, strict=not exported)
     except RuntimeError as err:
         raise UmetaError(f"checkpoint {str(path)!r} does not fit its own config "
                          f"({str(err).splitlines()[0][:120]})") from None
+    if exported:
+        left_out = [k for k in missing if not k.startswith(learner.training_only_state)]
+        if left_out or unexpected:
+            raise UmetaError(f"exported model {str(path)!r} does not fit its own config "
+                             f"(missing {left_out[:3]}, unexpected {unexpected[:3]})")
+        learner.restore_training_state()
     return learner.eval()
 
 
+def export_learner(checkpoint: str | Path, out: str | Path, *, half: bool = True) -> dict:
+    """Write the inference-only model of a training checkpoint: the weights the learner embeds
+    and predicts with (not its ``training_only_state``, optimizer or generator states), in
+    float16 with ``half``; `load_learner` reads it back (in float32).
+
+    Returns
+    -------
+    dict : the export's metadata (config, progress, source checkpoint, dtype, sha256).
+    """
+    tensors, meta = read_checkpoint(checkpoint)
+    learner = load_learner(checkpoint)
+    keep = {k: v for k, v in learner.state_dict().items()
+            if not k.startswith(learner.training_only_state)}
+    if half:
+        keep = {k: v.half() if v.is_floating_point() else v for k, v in keep.items()}
+    progress = {k: meta["progress"][k] for k in ("step", "image_shape", "data", "train_s")
+                if k in meta["progress"]}
+    extra = {"exported": True, "exported_from": Path(checkpoint).name,
+             "dtype": "float16" if half else "float32"}
+    return save_model(out, keep, meta["config"], progress, extra)
+
+
 __all__ = ["build_learner", "build_task_source", "check_options", "check_pairing",
-           "encoder_embeddings",
-           "is_label_free", "load_learner", "resolve_device"]
+           "encoder_embeddings", "export_learner", "is_label_free", "load_learner",
+           "resolve_device"]

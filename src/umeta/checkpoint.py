@@ -90,6 +90,20 @@ def save_checkpoint(path: str | Path, *, model: torch.nn.Module, config: dict[st
         save_file(tensors, str(tmp), metadata={"umeta": json.dumps(meta, default=float)})
 
 
+def save_model(path: str | Path, state: dict[str, Tensor], config: dict[str, Any],
+               progress: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """Write model weights alone (``state``, stored under ``model.``) with their config, as a
+    checkpoint that `read_checkpoint` reads; ``extra`` adds metadata. Returns the metadata."""
+    tensors = {f"model.{k}": v.detach().contiguous().cpu() for k, v in state.items()}
+    meta: dict[str, Any] = {"format": FORMAT, "config": config, "progress": progress, **extra}
+    meta["sha256"] = tensors_sha256(tensors)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={"umeta": json.dumps(meta, default=float)})
+    return meta
+
+
 def read_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> tuple[dict[str, Tensor], dict[str, Any]]:
     """Tensors and metadata of a checkpoint; a missing or corrupt file raises `UmetaError`."""
     path = Path(path)

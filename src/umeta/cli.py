@@ -222,7 +222,21 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_parser(sub)
     _add_eval_parser(sub)
     _add_adapt_parsers(sub)
+    _add_export_parser(sub)
     return parser
+
+
+def _add_export_parser(sub) -> None:
+    p = sub.add_parser("export", help="write the inference-only model of a checkpoint",
+                       description="Write the weights a checkpoint embeds and predicts with "
+                                   "(float16 by default; no optimizer, generator or training-only "
+                                   "state such as PsCo's momentum network and queue): what "
+                                   "ships as a built-in model. umeta eval, cluster, embed and "
+                                   "detect read it like any checkpoint.", formatter_class=_Help)
+    p.add_argument("checkpoint", help="a .safetensors checkpoint from umeta train")
+    p.add_argument("--out", required=True, help="the exported .safetensors file")
+    p.add_argument("--float32", action="store_true", help="keep float32 weights")
+    p.add_argument("--force", action="store_true", help="overwrite an existing --out")
 
 
 def _version() -> str:
@@ -571,8 +585,19 @@ def cmd_detect(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from umeta.build import export_learner
+
+    out = check_out(args.out, suffixes=(".safetensors",), inputs=(args.checkpoint,),
+                    force=args.force)
+    meta = export_learner(args.checkpoint, out, half=not args.float32)
+    print(f"wrote {out} ({out.stat().st_size / 2**20:.1f} MB, {meta['dtype']}, sha256 "
+          f"{meta['sha256'][:12]}...)")
+    return 0
+
+
 COMMANDS = {"run": cmd_run, "train": cmd_train, "eval": cmd_eval, "cluster": cmd_cluster,
-            "embed": cmd_embed, "detect": cmd_detect}
+            "embed": cmd_embed, "detect": cmd_detect, "export": cmd_export}
 
 
 #: The flag of each estimator / tool parameter and of each config key that has one, for

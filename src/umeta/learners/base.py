@@ -48,6 +48,10 @@ class Learner(nn.Module):
     graphable : bool
         Whether a whole training step can be recorded as a CUDA graph (fixed shapes, no host
         synchronisation).
+    training_only_state : tuple of str
+        Prefixes of ``state_dict`` entries that only meta-training needs (a momentum copy, a
+        queue): an exported model (`umeta.build.export_learner`) leaves them out, and loading
+        one restores them with :meth:`restore_training_state`.
     backbone : nn.Module
         Maps images (B, C, H, W) to features (B, D); ``backbone.out_dim == D``.
     image_shape : tuple of int or None
@@ -60,6 +64,7 @@ class Learner(nn.Module):
     needs_batch_stats: ClassVar[bool] = False
     compile_refusal: ClassVar[str | None] = None
     graphable: ClassVar[bool] = True
+    training_only_state: ClassVar[tuple[str, ...]] = ()
 
     backbone: nn.Module
     image_shape: tuple[int, ...] | None = None
@@ -88,6 +93,10 @@ class Learner(nn.Module):
         """Query logits (T, N * Q, N): ``predict(adapt(support, labels, n_way, queries), queries)``."""
         state = self.adapt(episode.support_x, episode.support_y, episode.n_way, episode.query_x)
         return self.predict(state, episode.query_x)
+
+    def restore_training_state(self) -> None:
+        """Re-create the ``training_only_state`` of a model loaded from an export (nothing for
+        learners that have none)."""
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         """The parameters the optimizer updates (not, e.g., a momentum copy)."""

@@ -120,6 +120,7 @@ class PsCo(Learner):
     """
 
     batch_type = ViewBatch
+    training_only_state = ("momentum_backbone.", "momentum_projector.", "queue", "queue_ptr")
 
     def __init__(self, backbone: nn.Module, proj_dim: int = 256, hidden_dim: int = 4096,
                  queue_size: int = 16384, momentum: float = 0.99, temperature: float = 0.2,
@@ -208,6 +209,14 @@ class PsCo(Learner):
         if self.training:
             self._enqueue(keys)
         return MetaLoss(task_loss + moco_loss, accuracy.detach())
+
+    @torch.no_grad()
+    def restore_training_state(self) -> None:
+        """The momentum network as a copy of the online one (as after a cosine schedule, whose
+        last steps let it catch up); the queue keeps its initial random unit vectors."""
+        for src, dst in ((self.backbone, self.momentum_backbone),
+                         (self.projector, self.momentum_projector)):
+            dst.load_state_dict(src.state_dict())
 
     @torch.no_grad()
     def _update_momentum_network(self) -> None:
