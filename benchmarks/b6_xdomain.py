@@ -42,7 +42,7 @@ from b2_clustering import baseline_labels
 
 from umeta.adapt.adabn import adabn, adabn_task_features
 from umeta.adapt.selftrain import checked_selftrain, selftrain
-from umeta.adapt.layers import LayerEmbedding
+from umeta.adapt.layers import in_space, parse_space
 from umeta.build import is_label_free, load_learner, resolve_device
 from umeta.checkpoint import read_checkpoint
 from umeta.data.imageset import ImageSet
@@ -252,8 +252,9 @@ class Variant:
     Attributes
     ----------
     space : str
-        "embedding" (the learner's own) or "blockN": the output of the backbone's N-th block
-        (`umeta.adapt.layers.LayerEmbedding`).
+        "embedding" (the learner's own), "blockN": the output of the backbone's N-th block
+        (`umeta.adapt.layers.LayerEmbedding`), or "embedding+blockN": both, normalised and
+        joined (`umeta.adapt.layers.JointEmbedding`).
     standardize : {"none", "ink"}
         "ink": `umeta.data.standardize.standardize_ink` (contrast stretch, ink-box framing).
     adapt : {"none", "adabn", "selftrain", "adabn+selftrain", "adabn+checked-selftrain"}
@@ -287,14 +288,11 @@ class Variant:
                                     ("refine", self.refine, REFINEMENTS)):
             if value not in valid:
                 raise UmetaError(f"unknown {field} {value!r}; choose one of: {', '.join(valid)}")
-        if self.space != "embedding" and not re.fullmatch(r"block\d+", self.space):
-            raise UmetaError(f"unknown space {self.space!r}; use embedding or blockN (N >= 1)")
+        parse_space(self.space)
 
     def learner_in_space(self, learner: Learner) -> Learner:
         """``learner``, or its wrapper whose embedding is block N's output."""
-        if self.space == "embedding":
-            return learner
-        return LayerEmbedding(learner, int(self.space[5:]))
+        return in_space(learner, self.space)
 
     @property
     def suffix(self) -> str:
@@ -310,7 +308,7 @@ class Variant:
 
 def embedding_space(learner: Learner, variant: Variant) -> str:
     if variant.space != "embedding":
-        return f"{variant.space} ({LayerEmbedding(learner, int(variant.space[5:])).layer})"
+        return f"{variant.space} ({variant.learner_in_space(learner).layer})"
     return f"psco-{learner.embed_head}" if isinstance(learner, PsCo) else "backbone"
 
 

@@ -116,13 +116,13 @@ def test_resume_through_the_cli(checkpoint):
 def test_cluster_embed_detect_on_an_image_folder(checkpoint, image_folder, tmp_path):
     out = tmp_path / "clusters.csv"
     proc = umeta("cluster", str(image_folder), "--n-clusters", "3", "--checkpoint",
-                 str(checkpoint), "--resize", "--out", str(out), "--device", "cpu")
+                 str(checkpoint), "--out", str(out), "--device", "cpu")
     assert proc.returncode == 0, proc.stderr
     lines = out.read_text().splitlines()
     assert lines[0] == "id,cluster" and len(lines) == 19
     assert "clustering accuracy" in proc.stdout
     out = tmp_path / "emb.npz"
-    proc = umeta("embed", str(image_folder), "--checkpoint", str(checkpoint), "--resize",
+    proc = umeta("embed", str(image_folder), "--checkpoint", str(checkpoint),
                  "--out", str(out), "--device", "cpu")
     assert proc.returncode == 0, proc.stderr
     assert np.load(out)["e"].shape == (18, 2)
@@ -135,13 +135,14 @@ def test_cluster_embed_detect_on_an_image_folder(checkpoint, image_folder, tmp_p
 def test_cluster_with_label_free_fine_tuning(checkpoint, image_folder, tmp_path):
     out = tmp_path / "clusters.csv"
     proc = umeta("cluster", str(image_folder), "--n-clusters", "3", "--checkpoint",
-                 str(checkpoint), "--resize", "--finetune-steps", "2", "--finetune-lr", "1e-3",
+                 str(checkpoint), "--finetune-steps", "2", "--finetune-lr", "1e-3",
                  "--out", str(out), "--device", "cpu")
     assert proc.returncode == 0, proc.stderr
     assert "after 2 label-free fine-tuning steps" in proc.stdout
     assert len(out.read_text().splitlines()) == 19
-    assert_user_error(umeta("cluster", str(image_folder), "--finetune-steps", "2", "--out",
-                            str(out), "--force"), "--finetune-steps fine-tunes a meta-trained model")
+    assert_user_error(umeta("cluster", str(image_folder), "--finetune-steps", "2",
+                            "--checkpoint", "none", "--out", str(out), "--force"),
+                      "--finetune-steps fine-tunes a meta-trained model")
 
 
 @pytest.mark.parametrize("args, fragment", [
@@ -183,8 +184,8 @@ def test_bad_user_data_is_one_line(checkpoint, image_folder, tmp_path):
     vectors = tmp_path / "v.csv"
     vectors.write_text("a,b\n1,2\n3,4\n4,5\n")
     assert_user_error(umeta("cluster", str(vectors), "--n-clusters", "9"), "--n-clusters 9")
-    assert_user_error(umeta("cluster", str(image_folder), "--checkpoint", str(checkpoint),
-                            "--n-clusters", "3"), "pass --resize")
+    assert_user_error(umeta("cluster", str(vectors), "--checkpoint", str(checkpoint),
+                            "--n-clusters", "2"), "give images (a folder or an npz of images)")
     assert_user_error(umeta("embed", str(tmp_path / "nothing.npz")), "nothing.npz")
 
 
@@ -286,7 +287,7 @@ def test_csv_ids_are_plain_csv_not_json(tmp_path):
      "at most 100000 (0 turns it off); got --finetune-steps 99999999999"),
     (["cluster", "DATA", "--k-range", "5", "3"], "--k-range 5 3 must be a pair (low, high)"),
     (["cluster", "DATA", "--k-range", "2", "4", "--n-clusters", "3"], "drop it or --n-clusters"),
-    (["cluster", "DATA", "--resize"], "--resize resizes images to the --checkpoint's input size"),
+    (["cluster", "DATA", "--invert"], "--invert / --no-invert are for images"),
     (["cluster"], "the following arguments are required: data"),
     (["train", "--steps", "ten"], "argument --steps: invalid int value: 'ten'"),
 ])
@@ -366,29 +367,36 @@ def test_detect_auroc_takes_the_anomalous_class_by_name_not_by_sorted_order(tmp_
                             str(tmp_path / "e.csv")), "--anomaly-class 'cows' is not a class")
 
 
-def test_eval_takes_the_builtin_model_refuses_to_overwrite_and_shows_progress(checkpoint,
-                                                                              tmp_path):
-    from umeta.pretrained import BUILTIN_STEPS
-
-    cache = tmp_path / "cache"
-    made = cache / "models" / f"builtin-glyphs-{BUILTIN_STEPS}" / "checkpoints"
-    made.mkdir(parents=True)
-    (made / "last.safetensors").write_bytes(checkpoint.read_bytes())  # as if made on first use
+def test_eval_takes_the_builtin_model_refuses_to_overwrite_and_shows_progress(tmp_path):
     out = tmp_path / "b1.json"
     out.write_text("{}")
-    args = ["eval", "--checkpoint", "builtin", "--settings", "5w1s", "--episodes", "20",
-            "--q-query", "3", "--device", "cpu", "--out", str(out)]
-    env = {**os.environ, "UMETA_CACHE": str(cache)}
-    refused = subprocess.run([sys.executable, "-m", "umeta", *args], capture_output=True,
-                             text=True, env=env, timeout=600)
-    assert_user_error(refused, "exists; pass --force to overwrite it")
-    proc = subprocess.run([sys.executable, "-m", "umeta", *args, "--force"], capture_output=True,
-                          text=True, env=env, timeout=600)
+    args = ["eval", "--checkpoint", "builtin", "--dataset", "glyphs", "--settings", "5w1s",
+            "--episodes", "20", "--q-query", "3", "--device", "cpu", "--out", str(out)]
+    assert_user_error(umeta(*args), "exists; pass --force to overwrite it")
+    proc = umeta(*args, "--force")
     assert proc.returncode == 0, proc.stderr
     assert json.loads(out.read_text())["results"][0]["n_tasks"] == 20
     assert "\r" not in proc.stderr  # stderr is a pipe: plain progress lines
     assert any(line.startswith("eval: 100%") and "20/20" in line
                for line in proc.stderr.splitlines())
+
+
+def test_image_folders_of_any_size_colour_and_polarity_are_converted(tmp_path):
+    """RGB photos of mixed sizes, dark ink on white: the built-in model gets grayscale 28x28
+    light-on-dark images, and the user is told what was done."""
+    root = tmp_path / "photos"
+    glyphs = make_glyphs(2, samples_per_class=4, image_size=40, first_class=3000)
+    for i, (img, label) in enumerate(zip(glyphs.images, glyphs.labels)):
+        folder = root / glyphs.class_names[int(label)]
+        folder.mkdir(parents=True, exist_ok=True)
+        rgb = np.repeat(255 - img[0].numpy()[..., None], 3, axis=2)  # dark ink on white
+        rgb[..., 0] = np.minimum(rgb[..., 0], 250)  # not exactly gray: a colour photo
+        Image.fromarray(rgb).resize((40 + 8 * (i % 2), 40)).save(folder / f"{i}.png")
+    proc = umeta("cluster", str(root), "--n-clusters", "2", "--out", str(tmp_path / "c.csv"),
+                 "--device", "cpu")
+    assert proc.returncode == 0, proc.stderr
+    assert "using the built-in images model" in proc.stderr
+    assert "grayscale 28x28" in proc.stderr and "inverted (light background" in proc.stderr
 
 
 def test_train_and_eval_on_your_own_image_folder(class_folder, tmp_path):

@@ -87,7 +87,7 @@ def build(learner, options, seed=0):
 
     torch.manual_seed(seed)
     backbone = Conv4(1, 16, 28, running_stats=learner != "maml")
-    return LEARNERS.get(learner)(backbone=backbone, n_way=5, **options).cuda()
+    return LEARNERS.build(learner, options, backbone=backbone, n_way=5).cuda()
 
 
 @cuda

@@ -118,8 +118,8 @@ def _add_eval_parser(sub) -> None:
                  "query accuracy over --episodes test episodes with its 95% confidence "
                  "interval, on the test classes of the checkpoint's data set (or of --dataset).")
     p.add_argument("--checkpoint", required=True,
-                   help="a .safetensors checkpoint from umeta train, or 'builtin' (the small "
-                        "label-free glyph model, made on first use)")
+                   help="a .safetensors checkpoint from umeta train, or 'builtin' (the built-in "
+                        "label-free image model)")
     p.add_argument("--settings", default="5w1s,5w5s,20w1s,20w5s",
                    help="comma-separated N-way K-shot settings")
     p.add_argument("--episodes", type=int, default=2000, help="test episodes per setting")
@@ -163,17 +163,18 @@ def _add_adapt_parsers(sub) -> None:
     def common(p, out_default: str) -> None:
         p.add_argument("data", help="a folder of images (class subfolders optional), an .npz "
                                     "with X (and optional y) or a CSV/TSV table")
-        p.add_argument("--checkpoint", help="a meta-trained checkpoint, or 'builtin' for a small "
-                                            "label-free model made on first use; without one the "
-                                            "raw features are used (the classical baseline)")
+        p.add_argument("--checkpoint",
+                       help="a meta-trained checkpoint, 'builtin' (the built-in model of the "
+                            "data's kind; the default where there is one) or 'none' (the raw "
+                            "features: the classical baseline)")
         p.add_argument("--out", default=out_default, help="output .csv or .npz")
         p.add_argument("--force", action="store_true",
                        help="overwrite an existing --out (never the input data)")
         p.add_argument("--label-column", help="CSV column holding labels (used for scoring only)")
-        p.add_argument("--resize", action="store_true",
-                       help="resize images to the --checkpoint's input size")
-        p.add_argument("--invert", action="store_true",
-                       help="invert images (dark ink on light paper -> light ink, as Omniglot)")
+        p.add_argument("--invert", action=argparse.BooleanOptionalAction, default=None,
+                       help="images: invert them (--invert) or not (--no-invert); default: "
+                            "detected from their background (the models take light ink on a "
+                            "dark background)")
         p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
         p.add_argument("--seed", type=int, default=0, help="seed of k-means and fine-tuning")
         p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -354,14 +355,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _checkpoint(name: str) -> str | Path:
-    """The checkpoint's path; 'builtin' is the built-in model (made on first use)."""
+    """The checkpoint's path; 'builtin' is the built-in image model."""
     from umeta.pretrained import BUILTIN, builtin_checkpoint
 
-    if name != BUILTIN:
-        return name
-    print("using the built-in label-free glyph model (trained and cached on first use)",
-          file=sys.stderr)
-    return builtin_checkpoint(progress=True)
+    return builtin_checkpoint("images") if name == BUILTIN else name
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -427,30 +424,55 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _model(args: argparse.Namespace):
-    """The learner of --checkpoint on --device, or None for the raw features."""
+def _model(args: argparse.Namespace, kind: str):
+    """The learner for data of ``kind`` ("images" or "vectors") on --device: --checkpoint, the
+    built-in model of that kind (the default, where one ships), or None (raw features)."""
     from umeta.build import load_learner, resolve_device
+    from umeta.pretrained import BUILTIN, SHIPPED, load_builtin
 
     device = resolve_device(args.device)
-    if args.resize and not args.checkpoint:
-        raise UmetaError("--resize resizes images to the --checkpoint's input size; pass "
-                         "--checkpoint (without one, give images of one size)")
-    return load_learner(_checkpoint(args.checkpoint), device) if args.checkpoint else None
+    if args.checkpoint == "none":
+        return None
+    if args.checkpoint not in (None, BUILTIN):
+        return load_learner(args.checkpoint, device)
+    model_kind = "images" if kind == "images" else "tables"
+    if model_kind not in SHIPPED:
+        if args.checkpoint == BUILTIN:
+            raise UmetaError(f"umeta has no built-in model for {model_kind} yet; pass a "
+                             f"checkpoint, or --checkpoint none for the raw features")
+        return None
+    print(f"using the built-in {model_kind} model (umeta/weights/{SHIPPED[model_kind].file}; "
+          f"--checkpoint none clusters the raw features)", file=sys.stderr)
+    return load_builtin(model_kind, device)
 
 
-def _read(path: str, args: argparse.Namespace, learner, label_column: str | None = None):
-    """The user's data at ``path`` (on the CPU) and its inputs, shaped by --resize and
-    --invert; the estimators validate them against the learner."""
-    from umeta.data.user import load_user_data
+def _inputs(path: str, args: argparse.Namespace, label_column: str | None = None,
+            learner=None, kind: str | None = None):
+    """(data, inputs, learner): the user's data at ``path`` (on the CPU), its inputs for the
+    model (images converted to its input: grayscale, size, polarity, with a note on stderr)
+    and the model (``learner``, else chosen by :func:`_model`)."""
+    from umeta.data.convert import convert_images
+    from umeta.data.user import data_kind, image_folder_sizes, load_user_data
 
-    size = tuple(learner.image_shape[1:]) if learner is not None and args.resize else None
+    kind = kind or data_kind(path)
+    if learner is None:
+        learner = _model(args, kind)
+    size = None
+    if learner is not None and kind == "images" and Path(path).is_dir() \
+            and len(image_folder_sizes(path)) > 1:
+        size = tuple(learner.image_shape[1:])  # mixed sizes: read at the model's size
     data = load_user_data(path, label_column=label_column, image_size=size)
     x = data.x
-    if args.invert:
-        if data.kind != "images":
-            raise UmetaError("--invert is for images; the data are vectors")
+    if data.kind != "images":
+        if args.invert is not None:
+            raise UmetaError("--invert / --no-invert are for images; the data are vectors")
+    elif learner is not None:
+        conversion = convert_images(x, learner.image_shape, invert=args.invert)
+        x = conversion.images
+        print(conversion.note, file=sys.stderr)
+    elif args.invert:
         x = 1.0 - x
-    return data, x
+    return data, x, learner
 
 
 def _report_scores(data, labels) -> None:
@@ -475,8 +497,7 @@ def cmd_cluster(args: argparse.Namespace) -> int:
     if args.k_range is not None and args.n_clusters is not None:
         raise UmetaError("--k-range is the search range of the estimated number of clusters; "
                          "drop it or --n-clusters")
-    learner = _model(args)
-    data, x = _read(args.data, args, learner, args.label_column)
+    data, x, learner = _inputs(args.data, args, args.label_column)
     extra = {} if args.k_range is None else {"k_range": tuple(args.k_range)}
     model = MetaClusterer(learner, args.n_clusters, refine=args.refine,
                           normalize=learner is not None, finetune_steps=args.finetune_steps,
@@ -504,8 +525,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
     from umeta.estimators import MetaEmbedder
 
     out = _adapt_out(args)
-    learner = _model(args)
-    data, x = _read(args.data, args, learner, args.label_column)
+    data, x, learner = _inputs(args.data, args, args.label_column)
     points = MetaEmbedder(learner, args.dim, normalize=learner is not None,
                           progress=not args.no_progress).fit_transform(x)
     write_table(out, data.ids, {"e": points})
@@ -553,8 +573,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
     from umeta.estimators import MetaAnomalyDetector
 
     out = _adapt_out(args, args.normal)
-    learner = _model(args)
-    data, x = _read(args.data, args, learner, args.label_column)
+    data, x, learner = _inputs(args.data, args, args.label_column)
     if args.anomaly_class is not None and data.class_names is None:
         raise UmetaError(f"--anomaly-class names a class, but {data.source} has no labels")
     target = None if data.class_names is None else anomaly_class(data.class_names,
@@ -563,7 +582,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
                                    normalize=learner is not None, random_state=args.seed,
                                    progress=not args.no_progress)
     if args.normal:
-        _, normal = _read(args.normal, args, learner)
+        _, normal, _ = _inputs(args.normal, args, learner=learner)
         scores = -detector.fit(normal).score_samples(x)
         flags = detector.predict(x) == -1
     else:  # each sample against the rest of the data
@@ -607,7 +626,7 @@ FLAGS = {**{key: "--" + flag.replace("_", "-") for flag, (key, _) in TRAIN_FLAGS
          "contamination": "--contamination", "refine": "--refine",
          "finetune_steps": "--finetune-steps", "finetune_lr": "--finetune-lr",
          "method": "--method", "random_state": "--seed", "seed": "--seed",
-         "image_size": "--resize", "label_column": "--label-column"}
+         "label_column": "--label-column"}
 
 
 def _message(err: UmetaError) -> str:
@@ -621,8 +640,7 @@ def _message(err: UmetaError) -> str:
                  else err.value)
         return err.render(flag, f"{flag} {value}")
     if isinstance(err, ShapeError) and err.expected is not None:
-        return (f"{err}; pass --resize (and convert colour images to grayscale) or use a "
-                f"matching checkpoint")
+        return f"{err}; give images (a folder or an npz of images), or --checkpoint none"
     return str(err)
 
 

@@ -52,11 +52,12 @@ class _MetaEstimator(BaseEstimator):
             return None, torch.device(self.device or "cpu")
         if isinstance(self.learner, (str, os.PathLike)):
             from umeta.build import load_learner
-            from umeta.pretrained import BUILTIN, builtin_checkpoint
+            from umeta.pretrained import BUILTIN, load_builtin
 
             device = torch.device(self.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-            path = builtin_checkpoint() if self.learner == BUILTIN else self.learner
-            return load_learner(path, device), device
+            if self.learner == BUILTIN:
+                return load_builtin("images", device), device
+            return load_learner(self.learner, device), device
         if not isinstance(self.learner, nn.Module):
             raise UmetaError(f"learner must be a Learner, a checkpoint path or None; got "
                              f"{type(self.learner).__name__}")
@@ -130,8 +131,8 @@ class MetaClusterer(ClusterMixin, _MetaEstimator):
     Parameters
     ----------
     learner : Learner, str, os.PathLike or None, default=None
-        A meta-trained model, a checkpoint path, or ``"builtin"`` (a small label-free model
-        meta-trained on the built-in glyphs on first use and cached; see `umeta.pretrained`).
+        A meta-trained model, a checkpoint path, or ``"builtin"`` (the built-in label-free
+        image model that ships with umeta; see `umeta.pretrained`).
         None clusters the inputs themselves.
     n_clusters : int or None, default=None
         None estimates it: the k of ``k_range`` whose k-means has the best silhouette (as
@@ -278,8 +279,8 @@ class MetaEmbedder(TransformerMixin, _MetaEstimator):
     Parameters
     ----------
     learner : Learner, str, os.PathLike or None, default=None
-        A meta-trained model, a checkpoint path, or ``"builtin"`` (a small label-free model
-        meta-trained on the built-in glyphs on first use and cached; see `umeta.pretrained`).
+        A meta-trained model, a checkpoint path, or ``"builtin"`` (the built-in label-free
+        image model that ships with umeta; see `umeta.pretrained`).
         None makes this plain (exact, deterministic) PCA.
     n_components : int, default=2
     normalize : bool, default=False
@@ -372,8 +373,8 @@ class MetaAnomalyDetector(OutlierMixin, _MetaEstimator):
     Parameters
     ----------
     learner : Learner, str, os.PathLike or None, default=None
-        A meta-trained model, a checkpoint path, or ``"builtin"`` (a small label-free model
-        meta-trained on the built-in glyphs on first use and cached; see `umeta.pretrained`).
+        A meta-trained model, a checkpoint path, or ``"builtin"`` (the built-in label-free
+        image model that ships with umeta; see `umeta.pretrained`).
     method : {"knn", "prototype"}, default="knn"
     n_neighbors : int, default=1
     n_prototypes : int, default=1

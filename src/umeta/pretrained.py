@@ -1,56 +1,108 @@
-"""A small label-free model, meta-trained on the built-in glyphs on first use and cached.
+"""Built-in models that ship with umeta: package data, sha256-checked at load.
 
-For users with no checkpoint of their own: ``learner="builtin"`` in the estimators and
-``--checkpoint builtin`` at the CLI give meta-learned features for 28x28 grayscale images
-(light ink on a dark background, as Omniglot) after a one-off training of two to three minutes
-on a 2-core CPU.
+``learner="builtin"`` in the estimators and ``--checkpoint builtin`` at the CLI (the CLI's
+default) take the model of the data's kind: :data:`SHIPPED` names each model's weights file in
+``umeta/weights/``, its sha256, the committed command that made it and the results files of the
+run that made it and measured it. A file whose sha256 differs (a corrupt or partial install) is
+refused with one line. Each model also says the embedding space the adaptation tools use
+(`umeta.adapt.layers.in_space`), chosen on its benchmark files.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
+import hashlib
+from dataclasses import dataclass
 from pathlib import Path
 
-from umeta.files import file_lock
+import torch
+
+from umeta.errors import UmetaError
 
 BUILTIN = "builtin"
-#: Meta-training steps of the built-in model (the main job's label-free recipe, which runs 800).
-BUILTIN_STEPS = 1000
+WEIGHTS = Path(__file__).resolve().parent / "weights"
 
 
-def builtin_checkpoint(cache_dir: str | os.PathLike | None = None, progress: bool = False) -> Path:
-    """The built-in model's checkpoint, training it first if it is not cached yet.
+@dataclass(frozen=True)
+class ShippedModel:
+    """A model in the package.
 
-    The run is trained in a temporary folder and moved into place in one rename, so an
-    interrupted first use leaves no half-made model behind. The cache is locked while the
-    model is made: a second process asking for it at the same time waits, then uses it, and
-    leftovers of a first use that was killed are removed.
-
-    Parameters
+    Attributes
     ----------
-    cache_dir : folder for the model; default ``$UMETA_CACHE``, else ``~/.cache/umeta``.
-    progress : show the training progress bar.
+    file : str
+        Its file in ``umeta/weights/`` (an exported, inference-only checkpoint).
+    sha256 : str
+        Of the file.
+    command : str
+        The committed command that trained and exported it.
+    results : tuple of str
+        The ``benchmarks/results/`` files of the run that made it and of its measurements.
+    space : str
+        The embedding space its adaptation tools use: ``embedding`` (the learner's own) or a
+        space of `umeta.adapt.layers.in_space`.
     """
-    from umeta.recipes import main_job_config
-    from umeta.train import train
 
-    root = Path(cache_dir or os.environ.get("UMETA_CACHE") or Path.home() / ".cache" / "umeta")
-    final = root / "models" / f"builtin-glyphs-{BUILTIN_STEPS}"
-    checkpoint = final / "checkpoints" / "last.safetensors"
-    if checkpoint.is_file():
-        return checkpoint
-    final.parent.mkdir(parents=True, exist_ok=True)
-    with file_lock(final.with_name(f".{final.name}.lock"), wait=True):
-        if checkpoint.is_file():  # made by the process we waited for
-            return checkpoint
-        for stale in final.parent.glob(f".{final.name}.tmp*"):  # a killed first use's
-            shutil.rmtree(stale, ignore_errors=True)
-        tmp = final.with_name(f".{final.name}.tmp{os.getpid()}")
-        try:
-            train(main_job_config("glyphs", BUILTIN_STEPS, 0, "auto", tmp, None),
-                  progress=progress)
-            os.replace(tmp, final)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-    return checkpoint
+    file: str
+    sha256: str
+    command: str
+    results: tuple[str, ...]
+    space: str = "embedding"
+
+
+#: The built-in model of each kind of data.
+SHIPPED: dict[str, ShippedModel] = {
+    "images": ShippedModel(
+        file="builtin-images.safetensors",
+        sha256="73776264641eeadae03c1a9d2e4f6fc42b220a499f7fd134de91e037d244aaa4",
+        command="OUT=dir UMETA_SHARED_DATA=dir STEPS=25000 bash benchmarks/gpu_xdomain_final.sh",
+        results=("xdomain_psco_both_25000_metrics.jsonl", "b6_xdomain_psco_both.json",
+                 "b7_one_shot_xdomain_psco_both.json", "b1_xdomain_psco_both.json",
+                 "b2_clustering_xdomain_psco_both.json", "xdomain_ablation.json"),
+        space="embedding",
+    ),
+}
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def shipped(kind: str = "images") -> ShippedModel:
+    """The `ShippedModel` of ``kind``; an unknown kind lists the known ones."""
+    if kind not in SHIPPED:
+        raise UmetaError(f"there is no built-in model for {kind}; built-in models: "
+                         f"{', '.join(SHIPPED)}")
+    return SHIPPED[kind]
+
+
+def builtin_checkpoint(kind: str = "images") -> Path:
+    """The path of the built-in model of ``kind``, after checking its sha256.
+
+    Raises
+    ------
+    UmetaError
+        If the file is missing or its sha256 is not the shipped one.
+    """
+    model = shipped(kind)
+    path = WEIGHTS / model.file
+    if not path.is_file():
+        raise UmetaError(f"the built-in {kind} model {str(path)!r} is missing; reinstall umeta")
+    if sha256_of(path) != model.sha256:
+        raise UmetaError(f"the built-in {kind} model {str(path)!r} does not have its shipped "
+                         f"sha256 (a corrupt or partial install); reinstall umeta")
+    return path
+
+
+def load_builtin(kind: str = "images", device: torch.device | str = "cpu"):
+    """The built-in model of ``kind`` on ``device``, in its embedding space, in eval mode."""
+    from umeta.adapt.layers import in_space
+    from umeta.build import load_learner
+
+    return in_space(load_learner(builtin_checkpoint(kind), device), shipped(kind).space)
+
+
+__all__ = ["BUILTIN", "SHIPPED", "ShippedModel", "builtin_checkpoint", "load_builtin",
+           "shipped"]

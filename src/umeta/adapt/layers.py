@@ -10,6 +10,8 @@ AdaBN use) is the flattened output of one named module of the learner; everythin
 
 from __future__ import annotations
 
+import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from umeta.errors import UmetaError
@@ -95,14 +97,51 @@ class LayerEmbedding(Learner):
         raise UmetaError(f"layer {self.layer!r} is not on the path of the learner's "
                          f"embedding; choose a layer of its backbone")
 
-    def adapt(self, support_x: Tensor, support_y: Tensor, n_way: int):
-        return self.learner.adapt(support_x, support_y, n_way)
+    def adapt(self, support_x: Tensor, support_y: Tensor, n_way: int,
+              query_x: Tensor | None = None):
+        return self.learner.adapt(support_x, support_y, n_way, query_x)
 
     def predict(self, state, query_x: Tensor) -> Tensor:
         return self.learner.predict(state, query_x)
 
-    def forward(self, episode):
-        return self.learner(episode)
-
     def meta_loss(self, batch):
         return self.learner.meta_loss(batch)
+
+
+class JointEmbedding(LayerEmbedding):
+    """A learner whose embedding joins its own and one layer's: the two L2-normalised and
+    concatenated, (B, C, H, W) -> (B, D + D_layer), so that cosine similarities add up. One
+    forward pass gives both (the layer's output is kept on the way)."""
+
+    def embedding(self, x: Tensor) -> Tensor:
+        kept: list[Tensor] = []
+        hook = self._module.register_forward_hook(lambda _m, _i, out: kept.append(out))
+        try:
+            own = self.learner.embedding(x)
+        finally:
+            hook.remove()
+        if not kept:
+            raise UmetaError(f"layer {self.layer!r} is not on the path of the learner's "
+                             f"embedding; choose a layer of its backbone")
+        return torch.cat([F.normalize(own, dim=-1), F.normalize(kept[0].flatten(1), dim=-1)], 1)
+
+
+def parse_space(space: str) -> tuple[str, int | None]:
+    """``space`` as (kind, block): ``"embedding"`` -> ("embedding", None), ``"blockN"`` ->
+    ("block", N), ``"embedding+blockN"`` -> ("embedding+block", N); anything else is an error."""
+    if space == "embedding":
+        return "embedding", None
+    kind, _, block = space.rpartition("block")
+    if kind not in ("", "embedding+") or not block.isdigit() or int(block) < 1:
+        raise UmetaError(f"unknown embedding space {space!r}; use embedding, blockN or "
+                         f"embedding+blockN (N >= 1)")
+    return kind + "block", int(block)
+
+
+def in_space(learner: Learner, space: str) -> Learner:
+    """``learner`` embedding in ``space``: ``"embedding"`` (its own), ``"blockN"`` (the
+    backbone's N-th block, `LayerEmbedding`) or ``"embedding+blockN"`` (both, `JointEmbedding`)."""
+    kind, block = parse_space(space)
+    if block is None:
+        return learner
+    return (JointEmbedding if kind == "embedding+block" else LayerEmbedding)(learner, block)

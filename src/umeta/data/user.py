@@ -154,6 +154,35 @@ def load_user_data(
     )
 
 
+def data_kind(path: str | Path) -> Literal["images", "vectors"]:
+    """What :func:`load_user_data` will read at ``path``: a folder, or an npz whose ``X`` has
+    3 or 4 axes, holds images; anything else vectors (a table's rows)."""
+    p = Path(path)
+    if p.is_dir():
+        return "images"
+    if p.name.lower().endswith(".npz") and p.is_file():
+        try:
+            with np.load(p, allow_pickle=False) as npz:
+                if "X" in npz.files and npz["X"].ndim in (3, 4):
+                    return "images"
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError):
+            pass  # load_user_data says what is wrong with the file
+    return "vectors"
+
+
+def image_folder_sizes(folder: str | Path) -> set[tuple[int, int]]:
+    """The distinct (height, width) of the images under ``folder`` (headers only: fast)."""
+    sizes = set()
+    for f in Path(folder).rglob("*"):
+        if f.is_file() and f.name.lower().endswith(IMAGE_EXTENSIONS):
+            try:
+                with Image.open(f) as img:
+                    sizes.add((img.size[1], img.size[0]))
+            except (UnidentifiedImageError, OSError):
+                continue  # read_image_folder names the file that cannot be read
+    return sizes
+
+
 # --------------------------------------------------------------------------- images
 
 
