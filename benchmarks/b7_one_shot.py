@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 
-from umeta.adapt.layers import LayerEmbedding
+from umeta.adapt.layers import in_space
 from umeta.build import is_label_free, load_learner, resolve_device
 from umeta.checkpoint import read_checkpoint
 from umeta.data.omniglot import resize_ink
@@ -255,9 +255,7 @@ def main() -> None:
         spaces = [v.strip() for v in args.space.split(",") if v.strip()]
         variants = [("adapt-predict", "embedding")] + [("nearest-embedding", sp) for sp in spaces]
         for rule, space in variants:
-            if space != "embedding" and not re.fullmatch(r"block\d+", space):
-                raise UmetaError(f"unknown space {space!r}; use embedding or blockN")
-            model = learner if space == "embedding" else LayerEmbedding(learner, int(space[5:]))
+            model = in_space(learner, space)
             errors = error_rates(model, runs, rule)
             mean, ci = mean_ci95(errors)
             validity = {"valid_b7": why is None} | ({} if why is None else {"invalid_why": why})

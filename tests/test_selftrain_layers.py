@@ -152,3 +152,32 @@ def test_checked_selftrain_keeps_the_copy_only_when_the_check_is_positive():
         reference = tuned if out.kept else learner
         assert torch.allclose(out.learner.embed(x), reference.embed(x))
         assert torch.equal(out.labels, after if out.kept else before)
+
+
+def test_joint_embedding_joins_normalised_parts_in_one_pass():
+    import torch.nn.functional as F
+
+    from umeta.adapt.layers import JointEmbedding, in_space, parse_space
+
+    learner = _learner()
+    x = _two_groups()
+    assert parse_space("embedding") == ["embedding"]
+    assert parse_space("block2+embedding+block3") == [2, "embedding", 3]
+    for bad in ("layer2", "block0", "embedding+embedding", "block2+", "", "blockx"):
+        with pytest.raises(UmetaError, match="unknown embedding space"):
+            parse_space(bad)
+    assert in_space(learner, "embedding") is learner
+    assert isinstance(in_space(learner, "block2"), LayerEmbedding)
+    joint = in_space(learner, "embedding+block2+block3")
+    assert isinstance(joint, JointEmbedding)
+    assert joint.layer == "embedding+backbone.features.7+backbone.features.11"
+    with torch.no_grad():
+        expected = torch.cat([F.normalize(learner.embed(x), dim=-1),
+                              F.normalize(LayerEmbedding(learner, 2).embed(x), dim=-1),
+                              F.normalize(LayerEmbedding(learner, 3).embed(x), dim=-1)], 1)
+    assert torch.allclose(joint.embed(x), expected, atol=1e-6)
+    # cosine similarities of the parts add up
+    sims = joint.embed(x) @ joint.embed(x).T
+    assert torch.allclose(sims.diagonal(), torch.full((len(x),), 3.0), atol=1e-5)
+    with pytest.raises(UmetaError, match="at least two"):
+        JointEmbedding(learner, ["embedding"])

@@ -108,40 +108,96 @@ class LayerEmbedding(Learner):
         return self.learner.meta_loss(batch)
 
 
-class JointEmbedding(LayerEmbedding):
-    """A learner whose embedding joins its own and one layer's: the two L2-normalised and
-    concatenated, (B, C, H, W) -> (B, D + D_layer), so that cosine similarities add up. One
-    forward pass gives both (the layer's output is kept on the way)."""
+class JointEmbedding(Learner):
+    """A learner whose embedding joins several spaces: the learner's own and/or the outputs of
+    some of its backbone's blocks, each flattened and L2-normalised, then concatenated, so that
+    the cosine similarities of the parts add up: (B, C, H, W) -> (B, sum of the parts' sizes).
+    One forward pass gives every part (the blocks' outputs are kept on the way).
+
+    Parameters
+    ----------
+    learner : Learner
+        The meta-trained learner (held, not copied).
+    parts : sequence of (str or int)
+        ``"embedding"`` (the learner's own) or a block number (1-based, as `LayerEmbedding`).
+    """
+
+    def __init__(self, learner: Learner, parts) -> None:
+        super().__init__()
+        parts = list(parts)
+        if len(parts) < 2:
+            raise UmetaError("a joint embedding joins at least two spaces")
+        self.learner = learner
+        self.parts = parts
+        self.layers = [None if p == "embedding" else LayerEmbedding(learner, p).layer
+                       for p in parts]
+        self.backbone = learner.backbone
+        self.image_shape = learner.image_shape
+        self.config = learner.config
+        modules = dict(learner.named_modules())
+        self._kept_modules = [None if name is None else modules[name] for name in self.layers]
+
+    @property
+    def layer(self) -> str:
+        """The parts, as ``embedding`` and module names joined by ``+``."""
+        return "+".join("embedding" if name is None else name for name in self.layers)
 
     def embedding(self, x: Tensor) -> Tensor:
-        kept: list[Tensor] = []
-        hook = self._module.register_forward_hook(lambda _m, _i, out: kept.append(out))
+        kept: dict[int, Tensor] = {}
+        hooks = [module.register_forward_hook(
+                     lambda _m, _i, out, i=i: kept.setdefault(i, out))
+                 for i, module in enumerate(self._kept_modules) if module is not None]
         try:
             own = self.learner.embedding(x)
         finally:
-            hook.remove()
-        if not kept:
-            raise UmetaError(f"layer {self.layer!r} is not on the path of the learner's "
-                             f"embedding; choose a layer of its backbone")
-        return torch.cat([F.normalize(own, dim=-1), F.normalize(kept[0].flatten(1), dim=-1)], 1)
+            for hook in hooks:
+                hook.remove()
+        outputs = []
+        for i, name in enumerate(self.layers):
+            if name is None:
+                outputs.append(own)
+            elif i in kept:
+                outputs.append(kept[i].flatten(1))
+            else:
+                raise UmetaError(f"layer {name!r} is not on the path of the learner's "
+                                 f"embedding; choose a layer of its backbone")
+        return torch.cat([F.normalize(out, dim=-1) for out in outputs], 1)
+
+    def adapt(self, support_x: Tensor, support_y: Tensor, n_way: int,
+              query_x: Tensor | None = None):
+        return self.learner.adapt(support_x, support_y, n_way, query_x)
+
+    def predict(self, state, query_x: Tensor) -> Tensor:
+        return self.learner.predict(state, query_x)
+
+    def meta_loss(self, batch):
+        return self.learner.meta_loss(batch)
 
 
-def parse_space(space: str) -> tuple[str, int | None]:
-    """``space`` as (kind, block): ``"embedding"`` -> ("embedding", None), ``"blockN"`` ->
-    ("block", N), ``"embedding+blockN"`` -> ("embedding+block", N); anything else is an error."""
-    if space == "embedding":
-        return "embedding", None
-    kind, _, block = space.rpartition("block")
-    if kind not in ("", "embedding+") or not block.isdigit() or int(block) < 1:
-        raise UmetaError(f"unknown embedding space {space!r}; use embedding, blockN or "
-                         f"embedding+blockN (N >= 1)")
-    return kind + "block", int(block)
+def parse_space(space: str) -> list[str | int]:
+    """The parts of an embedding space: ``"embedding"`` (the learner's own), ``"blockN"`` (the
+    backbone's N-th block, N >= 1), or several of them joined by ``+`` (e.g.
+    ``"embedding+block2"``), each at most once. Returns ``"embedding"`` or N per part."""
+    parts: list[str | int] = []
+    for part in space.split("+"):
+        block = part[5:] if part.startswith("block") else ""
+        if part == "embedding":
+            parts.append(part)
+        elif block.isdigit() and int(block) >= 1:
+            parts.append(int(block))
+        else:
+            parts = []
+            break
+    if not parts or len(set(parts)) != len(parts):
+        raise UmetaError(f"unknown embedding space {space!r}; use embedding, blockN (N >= 1) "
+                         f"or several of them joined by + (e.g. embedding+block2)")
+    return parts
 
 
 def in_space(learner: Learner, space: str) -> Learner:
-    """``learner`` embedding in ``space``: ``"embedding"`` (its own), ``"blockN"`` (the
-    backbone's N-th block, `LayerEmbedding`) or ``"embedding+blockN"`` (both, `JointEmbedding`)."""
-    kind, block = parse_space(space)
-    if block is None:
-        return learner
-    return (JointEmbedding if kind == "embedding+block" else LayerEmbedding)(learner, block)
+    """``learner`` embedding in ``space`` (:func:`parse_space`): itself for ``"embedding"``,
+    `LayerEmbedding` for one block, `JointEmbedding` for several parts."""
+    parts = parse_space(space)
+    if len(parts) > 1:
+        return JointEmbedding(learner, parts)
+    return learner if parts[0] == "embedding" else LayerEmbedding(learner, parts[0])
