@@ -56,8 +56,9 @@ SHIPPED: dict[str, ShippedModel] = {
         command="OUT=dir UMETA_SHARED_DATA=dir STEPS=25000 bash benchmarks/gpu_xdomain_final.sh",
         results=("xdomain_psco_both_25000_metrics.jsonl", "b6_xdomain_psco_both.json",
                  "b7_one_shot_xdomain_psco_both.json", "b1_xdomain_psco_both.json",
-                 "b2_clustering_xdomain_psco_both.json", "xdomain_ablation.json"),
-        space="embedding",
+                 "b2_clustering_xdomain_psco_both.json", "xdomain_ablation.json",
+                 "b6_spaces_builtin.json", "b7_one_shot_round2.json"),
+        space="embedding+block2+block3",
     ),
 }
 
