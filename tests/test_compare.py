@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -10,6 +13,7 @@ import torch
 from PIL import Image
 from sklearn.metrics import adjusted_rand_score, silhouette_score
 
+from conftest import REPO_ROOT
 from test_cli import assert_user_error, checkpoint, umeta  # noqa: F401 (a fixture)
 from umeta.adapt.cluster import cluster_dataset
 from umeta.adapt.selection import (CandidateFeatures, augmented_views, bootstrap_scores,
@@ -287,3 +291,72 @@ def test_compare_cli_bad_data_and_labels(square_folder, tmp_path):
     table.write_text("a,b\n1,2\n3,4\n5,6\n")
     assert_user_error(umeta("compare", str(table), *base, "--out", str(tmp_path / "c.json")),
                       "works on images")
+
+
+def test_compare_help_has_a_description_and_defaults():
+    text = umeta("compare", "--help").stdout
+    assert not text.split("\n\n")[1].startswith(("options:", "positional"))
+    flat = " ".join(text.split())
+    assert "training seconds of each learner (default: 60.0)" in flat
+    assert "(default: consistency)" in flat
+
+
+# ----------------------------------------------------------------------------- B11
+
+@pytest.fixture(scope="module")
+def b11():
+    sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
+    import b11_compare
+
+    return b11_compare
+
+
+def test_b11_wilson_interval_matches_hand_values(b11):
+    low, high = b11.wilson_interval(5, 10)
+    assert (low, high) == (pytest.approx(0.2366, abs=1e-4), pytest.approx(0.7634, abs=1e-4))
+    low, high = b11.wilson_interval(10, 10)
+    assert high == pytest.approx(1.0) and low == pytest.approx(0.7225, abs=1e-4)
+    assert b11.wilson_interval(0, 0) == (0.0, 0.0)
+
+
+def test_b11_case_outcome_against_hand_counts(b11):
+    out = b11.case_outcome(np.array([0.1, 0.9, 0.5]), np.array([50.0, 60.0, 70.0]))
+    assert not out["hit"] and out["regret"] == 10.0 and out["random_hit"] == pytest.approx(1 / 3)
+    assert out["spearman"] == pytest.approx(0.5) and out["kendall"] == pytest.approx(1 / 3)
+    tie = b11.case_outcome(np.array([0.1, 0.9, 0.5]), np.array([70.0, 70.0, 50.0]))
+    assert tie["hit"] and tie["regret"] == 0.0 and tie["random_hit"] == pytest.approx(2 / 3)
+    flat = b11.case_outcome(np.array([0.1, 0.2]), np.array([50.0, 50.0]))
+    assert np.isnan(flat["spearman"]) and flat["hit"]
+
+
+def test_b11_selection_rows_and_the_global_best_baseline(b11):
+    cases = [{"candidates": ["a", "b"], "accuracy": [60.0, 50.0],
+              "scores": {c: [1.0, 0.0] for c in b11.CRITERIA}},
+             {"candidates": ["a", "b"], "accuracy": [40.0, 50.0],
+              "scores": {c: [1.0, 0.0] for c in b11.CRITERIA}}]
+    rows = {r["metric"]: r for r in b11.selection_rows(cases, "consistency", "g")}
+    assert rows["hit_rate"]["mean"] == 50.0 and rows["hit_rate"]["n_tasks"] == 2
+    assert rows["regret_points"]["mean"] == 5.0
+    assert rows["spearman"]["mean"] == 0.0  # +1 and -1
+    fixed = {r["metric"]: r for r in b11.fixed_choice_rows(cases, "b", "g", "tune")}
+    assert fixed["hit_rate"]["mean"] == 50.0 and fixed["regret_points"]["mean"] == 5.0
+
+
+@pytest.mark.slow
+@pytest.mark.realdata
+def test_b11_runs_end_to_end_at_a_tiny_size(shared_data, tmp_path):
+    out = tmp_path / "b11.json"
+    proc = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "benchmarks" / "b11_compare.py"), "--omniglot-dir",
+         str(shared_data / "omniglot"), "--xdomain-dir", str(shared_data / "xdomain"),
+         "--alphabets", "1", "--xdomain-tasks", "1", "--set-size", "40", "--library-scale",
+         "0.003", "--own-sets", "1", "--own-alphabets", "1", "--own-budget-s", "1", "--n-boot",
+         "2", "--out", str(out)], cwd=REPO_ROOT / "benchmarks", capture_output=True, text=True,
+        timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    doc = json.loads(out.read_text())
+    groups = {c["group"] for c in doc["cases"]}
+    assert groups == {"omniglot-tasks", "xdomain-tasks", "xdomain-sets", "trained-on-data"}
+    hit = [r for r in doc["results"] if r["metric"] == "hit_rate" and r["setting"] == "all"
+           and r["method"] == "consistency" and "subset" not in r]
+    assert len(hit) == 1 and hit[0]["n_tasks"] == len(doc["cases"])
