@@ -47,14 +47,15 @@ def main() -> None:
     rows = []
     for cand in result.candidates:
         low, high = cand.ci95
-        rows.append(result_row(cand.name, "label-free", f"{args.set}/{len(index)}",
+        training = "none" if cand.kind == "pixels" else "label-free"
+        rows.append(result_row(cand.name, training, f"{args.set}/{len(index)}",
                                result.criterion, cand.scores[result.criterion],
                                (high - low) / 2, result.n_boot, ci_low=round(low, 4),
                                ci_high=round(high, 4), ci_method="basic bootstrap",
                                first_share=cand.first_share))
-        rows.append(result_row(cand.name, "label-free", f"{args.set}/{len(index)}",
+        rows.append(result_row(cand.name, training, f"{args.set}/{len(index)}",
                                "clustering_accuracy", cand.truth["clustering_accuracy"], 0.0, 1,
-                               ci_method="one clustering: no interval", training=cand.training))
+                               ci_method="one clustering: no interval", trained=cand.training))
     result.plot(args.plot)
     print(result.table())
     print("\n".join(result.verdict()))
