@@ -16,7 +16,7 @@ informative?).
 Part A, candidates given as checkpoints (cheap, many cases): the built-in image model in its own
 space and at block 2, the raw pixels, and ProtoNets / MAML / PsCo meta-trained here without
 labels on Omniglot's 30 background alphabets (UMTRA / PsCo tasks, `umeta.recipes.compare_config`,
-a fixed number of steps each of about one minute on a 2-core CPU). Cases: few-shot clustering
+a fixed number of steps each, about two minutes on a shared 2-core CPU). Cases: few-shot clustering
 tasks of Omniglot's 20 evaluation alphabets (10 characters x 20 drawers of one alphabet), B6's
 tasks (5x10 and 10x10 of each xdomain set, `b6_xdomain.draw_tasks`) and B6's whole sets
 (a seeded subsample). No model trains on an evaluated image.
@@ -44,7 +44,7 @@ from scipy import stats
 import b6_xdomain as b6
 
 from umeta.adapt.selection import CRITERIA
-from umeta.compare import LEARNER_CHOICES, compare_models
+from umeta.compare import CONFIDENT_SHARE as CONFIDENT, LEARNER_CHOICES, compare_models
 from umeta.config import DataConfig
 from umeta.data.imageset import ImageSet
 from umeta.data.sources import load_part
@@ -55,9 +55,9 @@ from umeta.tasks.clustering import sample_clustering_tasks
 from umeta.train import train
 
 DEFAULT = CRITERIA[0]
-#: Steps of each Omniglot-background model (about 60 s each on the 2-core CPU of the runs).
+#: Steps of each Omniglot-background model (117 to 139 s each in the recorded run, on a shared
+#: 2-core CPU).
 LIBRARY_STEPS = {"protonet": 600, "maml": 1000, "psco": 1500}
-CONFIDENT = 0.8  # a recommendation first in at least this share of the resamples
 
 
 # ----------------------------------------------------------------------------- statistics

@@ -18,7 +18,8 @@ from test_cli import assert_user_error, checkpoint, umeta  # noqa: F401 (a fixtu
 from umeta.adapt.cluster import cluster_dataset
 from umeta.adapt.selection import (CandidateFeatures, augmented_views, bootstrap_scores,
                                    consistency, retrieval, score_candidates, stability)
-from umeta.compare import basic_interval, compare_models, parse_candidates
+from umeta.compare import (CandidateResult, Comparison, basic_interval, compare_models,
+                           parse_candidates)
 from umeta.data import make_glyphs
 from umeta.errors import UmetaError
 from umeta.params import ParamError
@@ -199,6 +200,28 @@ def test_the_number_of_clusters_is_the_median_estimate_when_not_given():
                             device="cpu", k_range=(2, 5))
     assert set(result.k_estimates) == {"pixels", "builtin"}
     assert result.n_clusters == int(np.median(list(result.k_estimates.values())))
+
+
+def _comparison(share: float, low: float, accuracies=(80.0, 70.0)) -> Comparison:
+    cands = [CandidateResult(name, "checkpoint", "embedding", name, {"consistency": score},
+                             (score - 0.1, score + 0.1), first, {"clustering_accuracy": acc,
+                                                                 "nmi": 0.5, "ari": 0.5})
+             for name, score, first, acc in zip(("a", "b"), (0.9, 0.8), (share, 1 - share),
+                                                accuracies)]
+    best = max(cands, key=lambda c: c.truth["clustering_accuracy"]).name
+    return Comparison(cands, "consistency", "a", "b", 0.1, (low, 0.2), 20, 2, None, 10, 10,
+                      best, [], 1.0, 0)
+
+
+def test_the_verdict_calls_a_winner_clear_only_with_a_positive_interval_and_a_stable_first():
+    clear = _comparison(share=0.9, low=0.05).verdict()
+    assert clear[1].startswith("ahead of b by +0.100 [+0.050, +0.200]")
+    assert "first in 90% of 20 resamples" in clear[1] and "the labels agree" in clear[2]
+    for share, low in ((0.6, 0.05), (0.9, -0.01)):
+        assert _comparison(share, low).verdict()[1].startswith("not a clear winner")
+    disagree = _comparison(0.9, 0.05, accuracies=(60.0, 70.0)).verdict()[2]
+    assert disagree == ("the labels disagree: b has the highest clustering accuracy (70.0%), a "
+                        "60.0% (-10.0 points)")
 
 
 @pytest.mark.parametrize("kwargs, error, message", [

@@ -47,6 +47,9 @@ from umeta.train import train
 
 #: The learners `compare_models` can meta-train on the data (each with its label-free tasks).
 LEARNER_CHOICES = tuple(COMPARE_TASKS)
+#: A recommendation is called clear when its margin's interval excludes 0 and it is first in at
+#: least this share of the resamples (B11 measures how often such recommendations are right).
+CONFIDENT_SHARE = 0.8
 #: The checkpoint name of the raw pixels (the classical baseline), as in `umeta cluster`.
 PIXELS = "none"
 #: Limits of :func:`compare_models`' parameters.
@@ -239,13 +242,13 @@ class Comparison:
         else:
             low, high = self.margin_ci95
             share = f"first in {best.first_share:.0%} of {self.n_boot} resamples of the images"
-            if low > 0:
+            if low > 0 and best.first_share >= CONFIDENT_SHARE:
                 lines.append(f"ahead of {self.runner_up} by {gap} [{low:+.3f}, {high:+.3f}] "
                              f"(95% bootstrap interval); {share}")
             else:
-                lines.append(f"not a clear winner: ahead of {self.runner_up} by {gap}, but the "
-                             f"95% bootstrap interval [{low:+.3f}, {high:+.3f}] includes 0 "
-                             f"({share}); either is a reasonable choice, more images narrow it")
+                lines.append(f"not a clear winner: ahead of {self.runner_up} by {gap} "
+                             f"[{low:+.3f}, {high:+.3f}] (95% bootstrap interval), {share}; "
+                             f"treat them as a near-tie (more images narrow it)")
         if self.labelled_best is not None:
             truth = {c.name: c.truth["clustering_accuracy"] for c in self.candidates}
             top = self.labelled_best
@@ -578,5 +581,5 @@ def compare_models(images: Tensor | np.ndarray, *, learners: Sequence[str] = LEA
                       labelled_best, notes, float(budget_s), seed)
 
 
-__all__ = ["COMPARE_LIMITS", "LEARNER_CHOICES", "PIXELS", "Candidate", "CandidateResult",
+__all__ = ["COMPARE_LIMITS", "CONFIDENT_SHARE", "LEARNER_CHOICES", "PIXELS", "Candidate", "CandidateResult",
            "Comparison", "basic_interval", "compare_models", "parse_candidates"]

@@ -40,7 +40,8 @@ from umeta.numeric.clustering import check_cluster_count, nearest_center, silhou
 from umeta.numeric.random import seeded_generator
 from umeta.tasks.augment import Augment
 
-#: The label-free criteria, the first the default (chosen on the Omniglot cases of B11).
+#: The label-free criteria; the first is `umeta compare`'s default, chosen on a pilot before
+#: B11 (``benchmarks/b11_compare.py`` measures them all).
 CRITERIA = ("consistency", "retrieval", "stability", "silhouette", "consensus")
 #: The held-out views: random resized crops (area 0.7 .. 1) and rotations up to 10 degrees,
 #: unlike the training augmentations of UMTRA (shifts, pixel dropout) and PsCo (crops down to
