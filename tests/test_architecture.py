@@ -26,7 +26,7 @@ LAYERS = [
     ["umeta.evaluate", "umeta.train"],
     ["umeta.adapt"],
     ["umeta.estimators", "umeta.pretrained"],
-    ["umeta.mainjob"],
+    ["umeta.mainjob", "umeta.compare"],
     ["umeta.cli", "umeta.__main__"],
 ]
 

@@ -1,4 +1,4 @@
-"""The `umeta` command line: run, train, eval, cluster, embed, detect.
+"""The `umeta` command line: run, train, eval, cluster, embed, detect, export, compare.
 
 User mistakes become one line on stderr and exit status 2, never a traceback. Outputs are
 written atomically and never over an existing file unless --force is given (never over the
@@ -215,6 +215,63 @@ def _add_adapt_parsers(sub) -> None:
                         "defect, ... (or the other of a class named normal, good, ...)")
 
 
+def _add_compare_parser(sub) -> None:
+    from umeta.adapt.selection import CRITERIA
+    from umeta.recipes import COMPARE_TASKS
+
+    p = _command(sub, "compare", "which meta-learner (or model) clusters my data best?",
+                 "Meta-train each learner without labels on the data's own images (the same "
+                 "budget, seed and backbone) and/or load checkpoints, cluster the data in each "
+                 "candidate's space, rank them by a label-free criterion and recommend one, with "
+                 "a bootstrap over the images for its uncertainty. Labels (class subfolders, an "
+                 "npz's y, or --labels) are used for scoring only. Writes --out (JSON) and a "
+                 "plot beside it (same name, .png).")
+    p.add_argument("data", help="a folder of images (class subfolders optional) or an .npz "
+                                "with images X (and optional y)")
+    p.add_argument("--learners", default=",".join(COMPARE_TASKS),
+                   help="comma-separated learners to meta-train on the data ('' for none: "
+                        "compare checkpoints only)")
+    p.add_argument("--checkpoints",
+                   help="comma-separated checkpoints to compare too: .safetensors files, "
+                        "'builtin' (the built-in image model), 'none' (the raw pixels); "
+                        "NAME@SPACE embeds in another space, e.g. builtin@block2")
+    p.add_argument("--budget-s", type=float, default=60.0,
+                   help="training seconds of each learner")
+    p.add_argument("--max-steps", type=int, default=1_000_000,
+                   help="stop a learner at this many steps if its budget lasts that long (for "
+                        "repeatable runs: a budget alone buys more steps on a faster machine)")
+    p.add_argument("--n-clusters", type=int,
+                   help="k of every clustering; without it, the median of the candidates' "
+                        "silhouette estimates over --k-range")
+    p.add_argument("--k-range", type=int, nargs=2, metavar=("LOW", "HIGH"), default=(2, 10),
+                   help="the candidates when the number of clusters is estimated")
+    p.add_argument("--labels", help="a text file with one label per line, in the data's order "
+                                    "(for scoring only; overrides the data's own labels)")
+    p.add_argument("--criterion", default=CRITERIA[0], choices=CRITERIA,
+                   help="the label-free criterion the recommendation ranks by")
+    p.add_argument("--resamples", type=int, default=50,
+                   help="bootstrap resamples of the images for the uncertainty (0: none)")
+    p.add_argument("--views", type=int, default=2,
+                   help="augmented views of every image (consistency, retrieval)")
+    p.add_argument("--max-samples", type=int, default=2000,
+                   help="score on a seeded subsample of at most this many images")
+    p.add_argument("--image-size", type=int, default=28,
+                   help="side of the images the learners train on (and of a folder of mixed "
+                        "sizes)")
+    p.add_argument("--run-dir", help="keep the trained learners' runs (checkpoints) in "
+                                     "RUN_DIR/<learner>; default: a temporary folder, removed")
+    p.add_argument("--out", default="compare.json", help="the comparison's JSON file")
+    p.add_argument("--force", action="store_true",
+                   help="overwrite an existing --out and its plot (never the input data)")
+    p.add_argument("--invert", action=argparse.BooleanOptionalAction, default=None,
+                   help="invert the images (--invert) or not (--no-invert); default: detected "
+                        "from their background")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the training, the views, k-means and the resamples")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="umeta", description=__doc__.splitlines()[0], formatter_class=_Help)
     parser.add_argument("--version", action="version", version=_version())
@@ -224,6 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_eval_parser(sub)
     _add_adapt_parsers(sub)
     _add_export_parser(sub)
+    _add_compare_parser(sub)
     return parser
 
 
@@ -615,8 +673,79 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def read_labels(path: str, n: int, data: str) -> list[str]:
+    """One label per line of the text file ``path`` (blank lines at the end ignored); there
+    must be ``n``, one per sample of ``data``."""
+    try:
+        lines = Path(path).read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as err:
+        raise UmetaError(f"cannot read --labels {path!r} ({getattr(err, 'strerror', None) or err}"
+                         f"); give a text file with one label per line") from None
+    while lines and not lines[-1].strip():
+        lines.pop()
+    labels = [line.strip() for line in lines]
+    if len(labels) != n:
+        raise UmetaError(f"--labels {path!r} has {len(labels)} labels but {data} holds {n} "
+                         f"images; give one label per image, in the data's order")
+    if any(not label for label in labels):
+        raise UmetaError(f"--labels {path!r} has an empty line {labels.index('') + 1}; give one "
+                         f"label per line")
+    return labels
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from umeta.compare import compare_models, parse_candidates
+    from umeta.data.user import data_kind, image_folder_sizes, load_user_data
+
+    out = check_out(args.out, suffixes=(".json",), inputs=(args.data, args.labels),
+                    force=args.force)
+    plot = out.with_suffix(".png")
+    if plot.exists() and not args.force:
+        raise UmetaError(f"the plot {str(plot)!r} (beside --out) exists; pass --force to "
+                         f"overwrite it or choose another --out")
+    learners = [n.strip() for n in args.learners.split(",") if n.strip()]
+    checkpoints = [n.strip() for n in (args.checkpoints or "").split(",") if n.strip()]
+    parse_candidates(learners, checkpoints)  # bad names before the data is read
+    if not Path(args.data).exists():
+        raise UmetaError(f"data path {args.data!r} does not exist; check the path")
+    if data_kind(args.data) != "images":
+        raise UmetaError(f"umeta compare works on images; {args.data!r} holds vectors (give a "
+                         f"folder of images or an npz with X of shape (N, H, W) or (N, C, H, W))")
+    mixed = Path(args.data).is_dir() and len(image_folder_sizes(args.data)) > 1
+    data = load_user_data(args.data, image_size=args.image_size if mixed else None)
+    labels = None if data.y is None else data.y.numpy()
+    if args.labels:
+        labels = read_labels(args.labels, len(data.x), data.source)
+    result = compare_models(
+        data.x, learners=learners, checkpoints=checkpoints, n_clusters=args.n_clusters,
+        labels=labels, budget_s=args.budget_s, max_steps=args.max_steps,
+        criterion=args.criterion, n_views=args.views,
+        n_boot=args.resamples, max_samples=args.max_samples, image_size=args.image_size,
+        k_range=tuple(args.k_range), invert=args.invert, seed=args.seed, device=args.device,
+        run_dir=args.run_dir, source=str(args.data), progress=not args.no_progress)
+    for note in result.notes:
+        print(note, file=sys.stderr)
+    k = (f"k = {result.n_clusters}" if result.k_estimates is None else
+         f"k = {result.n_clusters}, the median of the candidates' silhouette estimates "
+         f"({', '.join(f'{n} {v}' for n, v in result.k_estimates.items())}; --n-clusters sets it)")
+    print(f"{len(result.candidates)} candidates on {result.n_scored} images of {data.source}, "
+          f"{k}; label-free criterion: {result.criterion}")
+    print(result.table())
+    print("\n".join(result.verdict()))
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        result.write_json(out)
+        result.plot(plot)
+    except OSError as err:
+        raise UmetaError(f"cannot write --out {str(out)!r} ({err.strerror or err}); choose "
+                         f"another --out") from None
+    print(f"wrote {out} and {plot}")
+    return 0
+
+
 COMMANDS = {"run": cmd_run, "train": cmd_train, "eval": cmd_eval, "cluster": cmd_cluster,
-            "embed": cmd_embed, "detect": cmd_detect, "export": cmd_export}
+            "embed": cmd_embed, "detect": cmd_detect, "export": cmd_export,
+            "compare": cmd_compare}
 
 
 #: The flag of each estimator / tool parameter and of each config key that has one, for
@@ -626,7 +755,8 @@ FLAGS = {**{key: "--" + flag.replace("_", "-") for flag, (key, _) in TRAIN_FLAGS
          "contamination": "--contamination", "refine": "--refine",
          "finetune_steps": "--finetune-steps", "finetune_lr": "--finetune-lr",
          "method": "--method", "random_state": "--seed", "seed": "--seed",
-         "label_column": "--label-column"}
+         "label_column": "--label-column", "budget_s": "--budget-s", "n_boot": "--resamples", "max_steps": "--max-steps",
+         "n_views": "--views", "max_samples": "--max-samples", "image_size": "--image-size"}
 
 
 def _message(err: UmetaError) -> str:

@@ -127,3 +127,30 @@ def plot_confusion(matrix: np.ndarray, class_names: Sequence[str], path: str | P
     ax.set_title(title, fontsize=9)
     fig.colorbar(im, ax=ax, fraction=0.046, label="images")
     return _save(fig, path)
+
+
+def plot_comparison(names: Sequence[str], scores: np.ndarray, intervals: np.ndarray,
+                    accuracy: Sequence[float] | None, criterion: str, recommended: int,
+                    path: str | Path, title: str) -> Path:
+    """Bars of a label-free criterion per candidate (``scores`` (C,), 95% ``intervals``
+    (C, 2) as error bars; the ``recommended`` one in orange) and, beside them, each
+    candidate's clustering accuracy in percent (``accuracy`` (C,), with labels)."""
+    panels = 1 if accuracy is None else 2
+    fig, axes = plt.subplots(1, panels, figsize=(3.2 * panels + 0.4 * len(names), 3.2),
+                             squeeze=False)
+    colours = ["tab:orange" if i == recommended else "tab:blue" for i in range(len(names))]
+    pos = np.arange(len(names))
+    err = np.abs(np.stack([scores - intervals[:, 0], intervals[:, 1] - scores]))
+    ax = axes[0, 0]
+    ax.bar(pos, scores, color=colours, yerr=err, capsize=3)
+    ax.set_ylabel(f"{criterion} (label-free)")
+    ax.set_title("label-free, 95% CI; orange: recommended", fontsize=8)
+    if accuracy is not None:
+        acc_ax = axes[0, 1]
+        acc_ax.bar(pos, accuracy, color=colours)
+        acc_ax.set_ylabel("clustering accuracy (%)")
+        acc_ax.set_title("against the labels", fontsize=8)
+    for a in axes[0]:
+        a.set_xticks(pos, [_short(n, 14) for n in names], rotation=30, ha="right", fontsize=8)
+    fig.suptitle(title, fontsize=9, y=1.02)
+    return _save(fig, path)

@@ -158,8 +158,11 @@ def training_part(cfg: TrainConfig) -> str:
     return "trainval" if is_label_free(cfg) else cfg.data.train_part
 
 
-def check_config(cfg: TrainConfig) -> None:
-    """Raise `UmetaError` for a config that cannot train, before anything is written."""
+def check_config(cfg: TrainConfig, *, data_given: bool = False) -> None:
+    """Raise `UmetaError` for a config that cannot train, before anything is written.
+
+    ``data_given``: the training images are handed to `train` (``train_data``), so
+    ``data.dataset`` only names where they came from and is not a data set to load."""
     o, r, t = cfg.optim, cfg.run, cfg.tasks
     for name, low in MINIMA.items():
         section, key = name.split(".")
@@ -176,8 +179,9 @@ def check_config(cfg: TrainConfig) -> None:
         raise UmetaError(f"unknown run.amp {r.amp!r}; choose none or bf16")
     if t.n_way < 2:
         raise UmetaError(f"tasks.n_way must be at least 2; got {t.n_way}")
-    allowed = list(TRAIN_ROLES) + [p for p in (resolve_part(cfg.data, r) for r in TRAIN_ROLES)
-                                   if p is not None and p not in TRAIN_ROLES]
+    allowed = list(TRAIN_ROLES) + ([] if data_given else [
+        p for p in (resolve_part(cfg.data, r) for r in TRAIN_ROLES)
+        if p is not None and p not in TRAIN_ROLES])
     if cfg.data.train_part not in allowed:
         raise UmetaError(f"unknown data.train_part {cfg.data.train_part!r}; choose "
                          f"{' or '.join(allowed)}")
@@ -213,7 +217,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True,
     `UmetaError`. Under ``torchrun`` the processes share each step's meta-batch and rank 0
     writes the run directory (see `umeta.distributed`); other ranks return their last weights.
     """
-    check_config(cfg)
+    check_config(cfg, data_given=train_data is not None)
     with distributed_session(resolve_device(cfg.run.device)) as world, \
             contextlib.ExitStack() as lock:
         run = RunDir(cfg.run.run_dir)
