@@ -384,9 +384,9 @@ def _describe(learner: Learner | None, cand: Candidate) -> str:
 
 
 def _load(cand: Candidate, device: torch.device) -> Learner:
-    learner = load_builtin("images", device) if cand.source == BUILTIN else \
-        load_learner(cand.source, device)
-    return in_space(learner, cand.space) if cand.space != "embedding" else learner
+    if cand.source == BUILTIN:  # "builtin" is the model as shipped, "builtin@SPACE" in SPACE
+        return load_builtin("images", device, None if cand.space == "embedding" else cand.space)
+    return in_space(load_learner(cand.source, device), cand.space)
 
 
 def _train(cand: Candidate, images: Tensor, source: str, budget_s: float, max_steps: int,

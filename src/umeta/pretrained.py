@@ -97,12 +97,15 @@ def builtin_checkpoint(kind: str = "images") -> Path:
     return path
 
 
-def load_builtin(kind: str = "images", device: torch.device | str = "cpu"):
-    """The built-in model of ``kind`` on ``device``, in its embedding space, in eval mode."""
+def load_builtin(kind: str = "images", device: torch.device | str = "cpu",
+                 space: str | None = None):
+    """The built-in model of ``kind`` on ``device``, in eval mode, embedding in ``space`` (a
+    space of `umeta.adapt.layers.in_space`; None: the space it ships with)."""
     from umeta.adapt.layers import in_space
     from umeta.build import load_learner
 
-    return in_space(load_learner(builtin_checkpoint(kind), device), shipped(kind).space)
+    return in_space(load_learner(builtin_checkpoint(kind), device),
+                    shipped(kind).space if space is None else space)
 
 
 __all__ = ["BUILTIN", "SHIPPED", "ShippedModel", "builtin_checkpoint", "load_builtin",
