@@ -17,7 +17,7 @@ LAYERS = [
     ["umeta.errors"],
     ["umeta.params", "umeta.registry", "umeta.numeric", "umeta.metrics", "umeta.results",
      "umeta.report", "umeta.checkpoint", "umeta.config", "umeta.distributed", "umeta.cuda_graph",
-     "umeta.files", "umeta.memory", "umeta.progress"],
+     "umeta.files", "umeta.memory", "umeta.progress", "umeta.label_maps"],
     ["umeta.recipes", "umeta.data"],
     ["umeta.tasks"],
     ["umeta.models"],
@@ -25,7 +25,7 @@ LAYERS = [
     ["umeta.build"],
     ["umeta.evaluate", "umeta.train"],
     ["umeta.adapt"],
-    ["umeta.estimators", "umeta.pretrained"],
+    ["umeta.estimators", "umeta.pretrained", "umeta.segmenter"],
     ["umeta.mainjob"],
     ["umeta.cli", "umeta.__main__"],
 ]

@@ -52,12 +52,15 @@ class Segmentation:
     n_segments : int
     work_shape : (int, int)
         The (H, W) the image was embedded at (smaller than the input when it was shrunk).
+    k_range : (int, int) or None
+        The candidates searched when the number of segments was estimated; None when given.
     """
 
     labels: Tensor
     centers: Tensor
     n_segments: int
     work_shape: tuple[int, int]
+    k_range: tuple[int, int] | None = None
 
 
 def as_image(image, channels: int | None = None) -> Tensor:
@@ -70,7 +73,13 @@ def as_image(image, channels: int | None = None) -> Tensor:
     channels : int or None
         Convert to this many channels (3: grey repeated; 1: luminance); None keeps them.
     """
-    x = torch.as_tensor(np.asarray(image) if not isinstance(image, Tensor) else image)
+    if isinstance(image, Tensor):
+        x = image
+    else:
+        array = np.ascontiguousarray(image)
+        if array.dtype.kind not in "biuf":
+            raise UmetaError(f"an image must hold numbers; got an array of dtype {array.dtype}")
+        x = torch.from_numpy(array)
     if x.dim() == 2:
         x = x[..., None]
     if x.dim() != 3 or x.shape[-1] not in (1, 3, 4):
@@ -142,6 +151,44 @@ def pixel_features(learner: Learner | None, image: Tensor, position_weight: floa
     return feats
 
 
+def image_features(learner: Learner | None, image, *, position_weight: float = 0.0,
+                   max_side: int = 256, device: torch.device | str | None = None
+                   ) -> tuple[Tensor, tuple[int, int], tuple[int, int]]:
+    """Pixel features of one image at its working size.
+
+    Parameters
+    ----------
+    learner, position_weight : see :func:`pixel_features`
+    image : see :func:`as_image`
+    max_side : int
+        Images with a longer side are shrunk (area averaging) to it first.
+    device : where to compute; default the learner's (CPU without one)
+
+    Returns
+    -------
+    feats : Tensor of shape (h * w, D)
+    full : (H, W) of the image
+    work : (h, w) it was embedded at
+    """
+    if device is None:
+        param = None if learner is None else next(iter(learner.parameters()), None)
+        device = torch.device("cpu") if param is None else param.device
+    channels = None if learner is None or learner.image_shape is None else learner.image_shape[0]
+    x = as_image(image, channels).to(device)
+    full = (int(x.shape[1]), int(x.shape[2]))
+    work = work_shape(full, max_side)
+    if work != full:
+        x = F.interpolate(x[None], size=work, mode="area")[0]
+    return pixel_features(learner, x, position_weight), full, work
+
+
+def full_size(labels: Tensor, full: tuple[int, int]) -> Tensor:
+    """Labels (h, w) of a shrunk image enlarged (nearest) to the image's (H, W)."""
+    if tuple(labels.shape) == tuple(full):
+        return labels
+    return F.interpolate(labels[None, None].float(), size=full, mode="nearest")[0, 0].long()
+
+
 def segment_image(learner: Learner | None, image, n_segments: int | None = None, *,
                   k_range: tuple[int, int] = (2, 8), position_weight: float = 0.0,
                   max_side: int = 256, n_init: int = 4, max_iter: int = 100, seed: int = 0,
@@ -181,37 +228,27 @@ def segment_image(learner: Learner | None, image, n_segments: int | None = None,
     check_params({"n_segments": n_segments, "k_range": k_range,
                   "position_weight": position_weight, "max_side": max_side, "n_init": n_init,
                   "max_iter": max_iter}, SEGMENT_LIMITS)
-    if device is None:
-        param = None if learner is None else next(iter(learner.parameters()), None)
-        device = torch.device("cpu") if param is None else param.device
-    channels = None if learner is None or learner.image_shape is None else learner.image_shape[0]
-    x = as_image(image, channels).to(device)
-    full = tuple(x.shape[1:])
-    shape = work_shape(full, max_side)
-    if shape != full:
-        x = F.interpolate(x[None], size=shape, mode="area")[0]
-    pixels = shape[0] * shape[1]
+    feats, full, work = image_features(learner, image, position_weight=position_weight,
+                                       max_side=max_side, device=device)
+    pixels = len(feats)
     if n_segments is not None and n_segments > pixels:
         raise ParamError("n_segments", n_segments, f"{{setting}} is more than the {pixels} "
                                                    f"pixels of the image; choose fewer segments")
-    feats = pixel_features(learner, x, position_weight)
     gen = seeded_generator(seed, feats.device)
+    searched = None
     if n_segments is None:
         low, high = k_range
-        n_segments = estimate_n_clusters(feats, (low, min(high, pixels - 1)), n_init=n_init,
-                                         max_iter=max_iter, max_points=MAX_ESTIMATE_PIXELS,
-                                         seed=gen)
+        searched = (low, max(low, min(high, pixels - 1)))
+        n_segments = estimate_n_clusters(feats, searched, n_init=n_init, max_iter=max_iter,
+                                         max_points=MAX_ESTIMATE_PIXELS, seed=gen)
     fit = feats
-    if len(feats) > MAX_FIT_PIXELS:
-        fit = feats[torch.randperm(len(feats), generator=gen, device=feats.device)
-                    [:MAX_FIT_PIXELS]]
+    if pixels > MAX_FIT_PIXELS:
+        fit = feats[torch.randperm(pixels, generator=gen, device=feats.device)[:MAX_FIT_PIXELS]]
     centers = kmeans(fit[None], n_segments, n_init=n_init, max_iter=max_iter, seed=gen
                      ).centers[0]
-    labels = nearest_center(feats, centers).view(shape)
-    if shape != full:
-        labels = F.interpolate(labels[None, None].float(), size=full, mode="nearest")[0, 0].long()
-    return Segmentation(labels, centers, int(n_segments), shape)
+    labels = nearest_center(feats, centers).view(work)
+    return Segmentation(full_size(labels, full), centers, int(n_segments), work, searched)
 
 
-__all__ = ["MAX_FIT_PIXELS", "SEGMENT_LIMITS", "Segmentation", "as_image", "pixel_features",
-           "segment_image", "work_shape"]
+__all__ = ["MAX_FIT_PIXELS", "SEGMENT_LIMITS", "Segmentation", "as_image", "full_size",
+           "image_features", "pixel_features", "segment_image", "work_shape"]
