@@ -4,8 +4,8 @@ Three sets of images, each with its exact label map and its number of segments K
 method:
 
 * ``mosaic-textures``: the training distribution's own generator (`umeta.tasks.mosaic` over
-  the *test* part of the procedural textures, images the model never saw), 64 x 64, 2 to 6
-  segments (in-family check).
+  the *test* part of the procedural textures, images the model never saw), 96 x 96 (the
+  training size of ``configs/segment_mosaic.toml``), 2 to 6 segments (in-family check).
 * ``heldout-textures``: a held-out family, 128 x 128, 2 to 5 segments: texture kinds the
   training prior does not have (wood rings, marble veins, cells, plaid, weave), colours of other
   statistics (low saturation, mid lightness), partitions of other kinds (layered polygons and
@@ -28,7 +28,8 @@ umeta's paired gain over each baseline, and the share of images on which umeta's
 of each baseline and of all of them.
 
     python benchmarks/b10_segmentation.py --checkpoint builtin \
-        --out benchmarks/results/b10_segmentation.json --figure docs/segmentation_benchmark.png
+        --out benchmarks/results/b10_segmentation.json --figure docs/segmentation_benchmark.png \
+        --examples docs/segmentation_examples.png
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ POSITION_WEIGHT = 1.0
 SLIC_SEGMENTS, SLIC_COMPACTNESS = 200, 10.0
 N_INIT = 4
 HELDOUT_SIZE = 128
+MOSAIC_SIZE = 96  # data.image_size of configs/segment_mosaic.toml
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field",
           "immunohistochemistry", "retina", "brick", "grass", "gravel", "camera", "moon",
           "coins", "page", "text")
@@ -72,9 +74,9 @@ def relabel(mask: np.ndarray) -> np.ndarray:
 
 
 def mosaic_set(count: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """The training generator over the test textures (64 x 64, 2 .. 6 segments)."""
+    """The training generator over the test textures (2 .. 6 segments)."""
     texture_seed, size = TEXTURE_PARTS["test"]
-    textures = make_textures(size, image_size=64, seed=texture_seed).images
+    textures = make_textures(size, image_size=MOSAIC_SIZE, seed=texture_seed).images
     batch = MosaicTasks(textures, n_way=6, seed=seed).sample(count)
     images = (batch.images.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
     return [(images[i], relabel(batch.masks[i].numpy())) for i in range(count)]
@@ -292,6 +294,7 @@ def summary_rows(per_image: list[dict]) -> list[dict]:
                 rows.append(result_row(method, "label-free" if method == "umeta" else "none",
                                        name, metric, mean, ci, len(cell)))
         ahead_all = [all(r["umeta"]["miou"] > r[b]["miou"] for b in BASELINES) for r in cell]
+        level_all = [all(r["umeta"]["miou"] >= r[b]["miou"] for b in BASELINES) for r in cell]
         for baseline in BASELINES:
             gain = [100 * (r["umeta"]["miou"] - r[baseline]["miou"]) for r in cell]
             mean, ci = mean_ci95(gain)
@@ -303,6 +306,9 @@ def summary_rows(per_image: list[dict]) -> list[dict]:
         rows.append(result_row("umeta", "label-free", name, "pct_images_ahead_of_all_baselines",
                                100 * np.mean(ahead_all), 0.0, len(cell), target=100.0,
                                target_met=bool(all(ahead_all))))
+        rows.append(result_row("umeta", "label-free", name,
+                               "pct_images_not_behind_any_baseline", 100 * np.mean(level_all),
+                               0.0, len(cell)))
     return rows
 
 
@@ -334,6 +340,39 @@ def plot(doc: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def plot_examples(learner, sets: dict, seed: int, path: Path) -> None:
+    """For the first image of each set: the image, the true segments and every method's, as
+    overlays (`umeta.label_maps.overlay`), with each method's mIoU."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from umeta.label_maps import overlay
+
+    columns = ("image", "truth", "umeta") + BASELINES
+    fig, axes = plt.subplots(len(SETS), len(columns), figsize=(1.6 * len(columns), 1.7 * len(SETS)))
+    for row, name in enumerate(SETS):
+        image, mask = sets[name][0]
+        labels = run_methods(learner, image, int(mask.max()) + 1, seed)
+        pictures = {"image": image, "truth": overlay(image / 255, mask)}
+        pictures.update({m: overlay(image / 255, lab) for m, lab in labels.items()})
+        for col, method in enumerate(columns):
+            ax = axes[row, col]
+            ax.imshow(pictures[method], interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            title = method if method in ("image", "truth") else (
+                f"{method}\n{100 * segmentation_scores(mask, labels[method])['miou']:.0f}% mIoU")
+            ax.set_title(title, fontsize=7)
+            if col == 0:
+                ax.set_ylabel(name, fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", default=BUILTIN,
@@ -342,13 +381,16 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", required=True)
     parser.add_argument("--figure", help="also draw the mIoU bar chart here (PNG)")
+    parser.add_argument("--examples", help="also draw the first image of each set with every "
+                                           "method's segments here (PNG)")
     args = parser.parse_args()
     torch.manual_seed(args.seed)
     path = builtin_checkpoint("segmentation") if args.checkpoint == BUILTIN else args.checkpoint
     learner = load_learner(path, "cpu")
     start = time.perf_counter()
     per_image = []
-    for name, images in make_sets(args.images, args.seed).items():
+    sets = make_sets(args.images, args.seed)
+    for name, images in sets.items():
         for i, (image, mask) in enumerate(images):
             k = int(mask.max()) + 1
             labels = run_methods(learner, image, k, args.seed + i)
@@ -372,6 +414,8 @@ def main() -> None:
                   f"+- {r['ci95']:.2f}")
     if args.figure:
         plot(doc, Path(args.figure))
+    if args.examples:
+        plot_examples(learner, sets, args.seed, Path(args.examples))
 
 
 if __name__ == "__main__":

@@ -3,7 +3,6 @@ MetaSegmenter, label-map files, the `umeta segment` command and the B10 benchmar
 
 from __future__ import annotations
 
-import subprocess
 import sys
 
 import numpy as np
@@ -13,6 +12,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from conftest import REPO_ROOT
+from test_cli import assert_user_error, umeta
 from umeta.adapt.segment import segment_image
 from umeta.config import load_config
 from umeta.data.textures import make_textures
@@ -25,17 +25,6 @@ from umeta.params import ParamError
 from umeta.segmenter import MetaSegmenter
 from umeta.tasks.mosaic import MIN_PIXELS, MosaicTasks, random_partition, sample_pixels
 from umeta.train import train
-
-
-def umeta(*args: str, cwd=None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "umeta", *args], capture_output=True, text=True,
-                          cwd=cwd, timeout=600)
-
-
-def assert_user_error(proc: subprocess.CompletedProcess, fragment: str) -> None:
-    assert proc.returncode == 2, proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and fragment in lines[0], proc.stderr
 
 
 def halves(height: int = 6, width: int = 8) -> np.ndarray:
@@ -343,3 +332,30 @@ def test_cli_segment_never_overwrites_without_force(pictures):
     assert first.returncode == 0, first.stderr
     assert_user_error(umeta("segment", "a.png", "--checkpoint", "none", "--n-segments", "2",
                             cwd=pictures), "segments/a_segments.png' exists; pass --force")
+
+
+# ----------------------------------------------------------------------------- B10 helpers
+
+def test_b10_sets_have_exact_masks_and_its_summary_counts_wins():
+    pytest.importorskip("skimage", reason="B10 needs scikit-image (the bench extra)")
+    sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
+    import b10_segmentation as b10
+
+    for name, items in {"heldout": b10.heldout_set(3, 0), "photos": b10.photo_set(3, 0)}.items():
+        for image, mask in items:
+            assert image.shape == (b10.HELDOUT_SIZE, b10.HELDOUT_SIZE, 3) and image.dtype == np.uint8
+            k = int(mask.max()) + 1
+            assert k >= 2 and sorted(np.unique(mask)) == list(range(k)), name
+            assert np.bincount(mask.ravel()).min() >= 0.02 * mask.size
+    image, mask = b10.heldout_set(1, 5)[0]
+    merged = b10.slic_segments(image, 3, seed=0)
+    assert merged.shape == mask.shape and len(np.unique(merged)) <= 3
+    perfect = {"miou": 1.0, "pixel_accuracy": 1.0}
+    half = {"miou": 0.5, "pixel_accuracy": 0.5}
+    per_image = [{"set": "heldout-textures", "umeta": perfect, **{b: half for b in b10.BASELINES}},
+                 {"set": "heldout-textures", "umeta": half, **{b: perfect for b in b10.BASELINES}}]
+    rows = {(r["setting"], r["method"], r["metric"]): r for r in b10.summary_rows(per_image)}
+    assert rows["heldout-textures", "umeta", "miou"]["mean"] == 75.0
+    assert rows["all", "umeta", "miou_gain_vs_slic"]["mean"] == 0.0
+    ahead = rows["all", "umeta", "pct_images_ahead_of_all_baselines"]
+    assert ahead["mean"] == 50.0 and ahead["target_met"] is False
