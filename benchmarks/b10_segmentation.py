@@ -48,7 +48,7 @@ from umeta.data.sources import TEXTURE_PARTS
 from umeta.data.textures import hsv_to_rgb, make_textures, smooth_noise
 from umeta.metrics import mean_ci95, segmentation_scores
 from umeta.numeric.clustering import kmeans
-from umeta.pretrained import BUILTIN, builtin_checkpoint
+from umeta.pretrained import BUILTIN, builtin_checkpoint, sha256_of
 from umeta.results import result_row, write_results
 from umeta.tasks.mosaic import MosaicTasks
 
@@ -369,7 +369,7 @@ def plot_examples(learner, sets: dict, seed: int, path: Path) -> None:
                 ax.set_ylabel(name, fontsize=7)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
+    fig.savefig(path, dpi=65)
     plt.close(fig)
 
 
@@ -402,7 +402,8 @@ def main() -> None:
     doc = write_results(
         args.out, "B10", rows, device="cpu", wall_s=wall, seed=args.seed,
         dataset=", ".join(SETS), checkpoint=str(args.checkpoint),
-        checkpoint_name=Path(path).name, images_per_set=args.images,
+        checkpoint_name=Path(path).name, checkpoint_sha256=sha256_of(Path(path)),
+        images_per_set=args.images,
         settings={"n_init": N_INIT, "position_weight": POSITION_WEIGHT,
                   "slic_segments": SLIC_SEGMENTS, "slic_compactness": SLIC_COMPACTNESS,
                   "umeta_max_side": 256},

@@ -359,3 +359,17 @@ def test_b10_sets_have_exact_masks_and_its_summary_counts_wins():
     assert rows["all", "umeta", "miou_gain_vs_slic"]["mean"] == 0.0
     ahead = rows["all", "umeta", "pct_images_ahead_of_all_baselines"]
     assert ahead["mean"] == 50.0 and ahead["target_met"] is False
+
+
+def test_mosaics_can_be_cut_from_a_folder_of_ones_own_images(tmp_path):
+    rng = np.random.default_rng(0)
+    for i in range(8):
+        Image.fromarray(rng.integers(0, 256, (20, 24, 3), dtype=np.uint8)).save(
+            tmp_path / f"{i}.png")
+    cfg = load_config(REPO_ROOT / "configs" / "segment_mosaic.toml")
+    cfg.data.dataset, cfg.data.image_size, cfg.model.hidden = str(tmp_path), 16, 4
+    cfg.model.options = {"out_dim": 4, "levels": 1, "dilations": [1]}
+    cfg.optim.steps, cfg.optim.meta_batch = 1, 1
+    cfg.run.run_dir = str(tmp_path / "run")
+    result = train(cfg, progress=False)
+    assert result.learner.image_shape == (3, 16, 16) and result.steps == 1
