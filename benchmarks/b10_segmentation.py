@@ -364,12 +364,12 @@ def plot_examples(learner, sets: dict, seed: int, path: Path) -> None:
             ax.set_yticks([])
             title = method if method in ("image", "truth") else (
                 f"{method}\n{100 * segmentation_scores(mask, labels[method])['miou']:.0f}% mIoU")
-            ax.set_title(title, fontsize=7)
+            ax.set_title(title, fontsize=9)
             if col == 0:
-                ax.set_ylabel(name, fontsize=7)
+                ax.set_ylabel(name, fontsize=9)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=65)
+    fig.savefig(path, dpi=72)
     plt.close(fig)
 
 

@@ -66,7 +66,8 @@ SHIPPED: dict[str, ShippedModel] = {
         command="umeta train --config configs/segment_mosaic.toml && umeta export "
                 "runs/segment_mosaic/checkpoints/last.safetensors --out "
                 "src/umeta/weights/builtin-segmentation.safetensors",
-        results=("segment_mosaic_metrics.jsonl", "b10_segmentation.json"),
+        results=("segment_mosaic_metrics.jsonl", "b10_segmentation.json",
+                 "b10_segmentation_seed1.json"),
         space="embedding",
     ),
 }
