@@ -87,7 +87,11 @@ def test_modules_import_each_other_without_cycles():
         visit(module)
 
 
-@pytest.mark.parametrize("module", ["umeta.estimators", "umeta.build", "umeta.params"])
+@pytest.mark.parametrize("module", ["umeta.estimators", "umeta.build", "umeta.params",
+                                    "umeta.segmenter", "umeta.adapt.segment", "umeta.metrics",
+                                    "umeta.tasks.mosaic", "umeta.learners.segment",
+                                    "umeta.models.dense", "umeta.label_maps",
+                                    "umeta.data.textures"])
 def test_docstring_examples_run(module, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)

@@ -373,3 +373,12 @@ def test_mosaics_can_be_cut_from_a_folder_of_ones_own_images(tmp_path):
     cfg.run.run_dir = str(tmp_path / "run")
     result = train(cfg, progress=False)
     assert result.learner.image_shape == (3, 16, 16) and result.steps == 1
+
+
+def test_umeta_eval_refuses_a_segmentation_model(segmentation_checkpoint, capsys):
+    from umeta.cli import main
+
+    assert main(["eval", "--checkpoint", segmentation_checkpoint, "--episodes", "1",
+                 "--device", "cpu", "--no-progress"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "no few-shot classification rule" in lines[0], lines

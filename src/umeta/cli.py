@@ -1,4 +1,4 @@
-"""The `umeta` command line: run, train, eval, cluster, embed, detect.
+"""The `umeta` command line: run, train, eval, cluster, embed, detect, export, segment.
 
 User mistakes become one line on stderr and exit status 2, never a traceback. Outputs are
 written atomically and never over an existing file unless --force is given (never over the
@@ -406,6 +406,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     settings = parse_settings(args.settings)
     checkpoint = _checkpoint(args.checkpoint)
     learner = load_learner(checkpoint, device)
+    if not learner.classifies:
+        raise UmetaError(f"{args.checkpoint} is a {learner.config.learner.name} model: it has no "
+                         f"few-shot classification rule to evaluate (umeta segment uses it)")
     set_transductive_steps(learner, args.transductive_steps)
     cfg = learner.config
     if args.dataset:

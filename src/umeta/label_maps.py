@@ -32,7 +32,13 @@ def label_colours(n: int) -> np.ndarray:
 
 
 def boundaries(labels: np.ndarray) -> np.ndarray:
-    """Pixels (H, W) bool whose right or lower neighbour has another label."""
+    """Pixels (H, W) bool whose right or lower neighbour has another label.
+
+    Examples
+    --------
+    >>> boundaries(np.array([[0, 0, 1]])).tolist()
+    [[False, True, False]]
+    """
     edge = np.zeros(labels.shape, dtype=bool)
     edge[:, :-1] |= labels[:, :-1] != labels[:, 1:]
     edge[:-1, :] |= labels[:-1, :] != labels[1:, :]
@@ -72,7 +78,13 @@ def save_png(picture: Image.Image, path: str | Path) -> None:
 
 
 def label_map_picture(labels: np.ndarray) -> Image.Image:
-    """A label map (H, W) as a palette image (16-bit greyscale beyond 256 labels)."""
+    """A label map (H, W) as a palette image (16-bit greyscale beyond 256 labels).
+
+    Examples
+    --------
+    >>> label_map_picture(np.array([[0, 1], [2, 1]])).mode
+    'P'
+    """
     labels = np.asarray(labels)
     count = int(labels.max()) + 1
     if count > 256:

@@ -72,6 +72,11 @@ def as_image(image, channels: int | None = None) -> Tensor:
         uint8, bool, or floats in [0, 1]; a fourth (alpha) channel is dropped.
     channels : int or None
         Convert to this many channels (3: grey repeated; 1: luminance); None keeps them.
+
+    Examples
+    --------
+    >>> as_image(np.zeros((4, 5), np.uint8), channels=3).shape
+    torch.Size([3, 4, 5])
     """
     if isinstance(image, Tensor):
         x = image

@@ -23,6 +23,11 @@ from umeta.learners.base import LEARNERS, Learner, MetaLoss
 from umeta.tasks.mosaic import SegmentBatch
 
 
+#: Why `PixelProto` has no episode rule (``umeta eval`` and few-shot tools need one).
+NO_CLASSIFIER = ("the pixelproto learner segments images (umeta segment, MetaSegmenter); it has "
+                 "no few-shot classification rule")
+
+
 @LEARNERS.register("pixelproto")
 class PixelProto(Learner):
     """Pixel-level prototypical networks (a segmentation learner).
@@ -31,19 +36,28 @@ class PixelProto(Learner):
     ----------
     backbone : nn.Module
         A dense backbone (with ``dense(x)``: (B, C, H, W) -> (B, D, H, W)), e.g. ``dilated``.
-    n_way : int
-        Unused (the number of segments varies per task); taken for the factory's sake.
     temperature : float
         Initial temperature of the cosine logits (learned).
 
     Shapes: :meth:`dense_embedding` (B, C, H, W) -> (B, D, H, W), unit norm over D;
     :meth:`embedding` (B, C, H, W) -> (B, D) (the image mean of the dense features).
+
+    Examples
+    --------
+    >>> from umeta.data.textures import make_textures
+    >>> from umeta.models.dense import dilated
+    >>> from umeta.tasks.mosaic import MosaicTasks
+    >>> learner = PixelProto(dilated((3, 16, 16), hidden=4, out_dim=8))
+    >>> batch = MosaicTasks(make_textures(8, image_size=16).images, n_way=3).sample(2)
+    >>> learner.meta_loss(batch).loss.shape, learner.dense_embedding(batch.images).shape
+    (torch.Size([]), torch.Size([2, 8, 16, 16]))
     """
 
     batch_type: ClassVar[type] = SegmentBatch
     graphable: ClassVar[bool] = False
+    classifies: ClassVar[bool] = False
 
-    def __init__(self, backbone: nn.Module, n_way: int = 2, temperature: float = 0.1) -> None:
+    def __init__(self, backbone: nn.Module, temperature: float = 0.1) -> None:
         super().__init__()
         if not hasattr(backbone, "dense"):
             raise UmetaError(f"the pixelproto learner needs a dense backbone (one with a "
@@ -86,10 +100,10 @@ class PixelProto(Learner):
 
     def adapt(self, support_x: Tensor, support_y: Tensor, n_way: int,
               query_x: Tensor | None = None) -> Any:
-        raise UmetaError("the pixelproto learner segments images (umeta segment, "
-                         "MetaSegmenter); it has no few-shot classification rule")
+        raise UmetaError(NO_CLASSIFIER)
 
-    predict = adapt  # type: ignore[assignment]
+    def predict(self, state: Any, query_x: Tensor) -> Tensor:
+        raise UmetaError(NO_CLASSIFIER)
 
 
 __all__ = ["PixelProto"]

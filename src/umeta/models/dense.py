@@ -58,6 +58,12 @@ class DilatedNet(nn.Module):
         Whether BatchNorm keeps running statistics.
 
     Shapes: ``dense``: (B, C, H, W) -> (B, out_dim, H, W); ``forward``: -> (B, out_dim).
+
+    Examples
+    --------
+    >>> net = DilatedNet(3, hidden=4, out_dim=8)
+    >>> net.dense(torch.rand(2, 3, 30, 20)).shape, net(torch.rand(2, 3, 30, 20)).shape
+    (torch.Size([2, 8, 30, 20]), torch.Size([2, 8]))
     """
 
     def __init__(self, in_channels: int = 3, hidden: int = 24, out_dim: int = 16,

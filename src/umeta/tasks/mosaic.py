@@ -87,6 +87,12 @@ def random_partition(num: int, k: Tensor, size: int, generator: torch.Generator,
     Returns
     -------
     Tensor of shape (num, size, size), int64, values in ``0 .. k[i] - 1``.
+
+    Examples
+    --------
+    >>> masks = random_partition(2, torch.tensor([2, 4]), 8, torch.Generator().manual_seed(0))
+    >>> masks.shape, bool(masks[0].max() <= 1)
+    (torch.Size([2, 8, 8]), True)
     """
     unknown = [kind for kind in kinds if kind not in PARTITIONS]
     if unknown or not kinds:
