@@ -17,7 +17,7 @@ LAYERS = [
     ["umeta.errors"],
     ["umeta.params", "umeta.registry", "umeta.numeric", "umeta.metrics", "umeta.results",
      "umeta.report", "umeta.checkpoint", "umeta.config", "umeta.distributed", "umeta.cuda_graph",
-     "umeta.files", "umeta.memory", "umeta.progress"],
+     "umeta.files", "umeta.memory", "umeta.progress", "umeta.label_maps"],
     ["umeta.recipes", "umeta.data"],
     ["umeta.tasks"],
     ["umeta.models"],
@@ -25,7 +25,7 @@ LAYERS = [
     ["umeta.build"],
     ["umeta.evaluate", "umeta.train"],
     ["umeta.adapt"],
-    ["umeta.estimators", "umeta.pretrained"],
+    ["umeta.estimators", "umeta.pretrained", "umeta.segmenter"],
     ["umeta.mainjob", "umeta.compare"],
     ["umeta.cli", "umeta.__main__"],
 ]
@@ -87,7 +87,11 @@ def test_modules_import_each_other_without_cycles():
         visit(module)
 
 
-@pytest.mark.parametrize("module", ["umeta.estimators", "umeta.build", "umeta.params"])
+@pytest.mark.parametrize("module", ["umeta.estimators", "umeta.build", "umeta.params",
+                                    "umeta.segmenter", "umeta.adapt.segment", "umeta.metrics",
+                                    "umeta.tasks.mosaic", "umeta.learners.segment",
+                                    "umeta.models.dense", "umeta.label_maps",
+                                    "umeta.data.textures"])
 def test_docstring_examples_run(module, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)

@@ -89,7 +89,7 @@ def test_the_same_check_catches_a_labelled_sampler(tiny_images):
 
 def test_builders_never_take_labels():
     label_free = [n for n in TASK_BUILDERS.names() if TASK_BUILDERS.get(n).label_free]
-    assert label_free == ["cactus", "psco", "umtra"]
+    assert label_free == ["cactus", "mosaic", "psco", "umtra"]
     assert not TASK_BUILDERS.get("labelled").label_free
     for name in label_free:
         params = set(inspect.signature(TASK_BUILDERS.get(name)).parameters)
@@ -432,9 +432,9 @@ def test_psco_queue_smaller_than_the_batch_is_a_clear_error(tiny_images):
 
 def test_factory_errors_name_the_problem(tiny_images):
     images = tiny_images.unlabeled()
-    assert TASK_BUILDERS.names() == ["cactus", "labelled", "psco", "umtra"]
+    assert TASK_BUILDERS.names() == ["cactus", "labelled", "mosaic", "psco", "umtra"]
     with pytest.raises(UmetaError, match="unknown task builder 'umtr'; choose one of: cactus, "
-                                         "labelled, psco, umtra"):
+                                         "labelled, mosaic, psco, umtra"):
         build_task_source("umtr", images, 5, 1, 1)
     with pytest.raises(UmetaError, match="task builder 'umtra' has no option 'augment'"):
         build_task_source("umtra", images, 5, 1, 1, augment=Augment())

@@ -1,4 +1,4 @@
-"""The `umeta` command line: run, train, eval, cluster, embed, detect, export, compare.
+"""The `umeta` command line: run, train, eval, cluster, embed, detect, export, compare, segment.
 
 User mistakes become one line on stderr and exit status 2, never a traceback. Outputs are
 written atomically and never over an existing file unless --force is given (never over the
@@ -272,6 +272,35 @@ def _add_compare_parser(sub) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
+def _add_segment_parser(sub) -> None:
+    p = _command(sub, "segment", "segment images without labels (label map + overlay PNGs)",
+                 "Segment each image without labels: k-means++ of its pixels in the dense "
+                 "embedding of a meta-learned segmentation model (the built-in one by default), "
+                 "or of their colours (--checkpoint none). Writes NAME_segments.png (a palette "
+                 "PNG whose pixel values are the segment numbers) and NAME_overlay.png into "
+                 "--out.")
+    p.add_argument("images", nargs="+", metavar="IMAGE",
+                   help="image files (PNG, JPEG, ...; RGB or grey, any size)")
+    p.add_argument("--n-segments", type=int,
+                   help="segments per image; without it, estimated per image: the k of "
+                        "--k-range whose k-means has the best silhouette")
+    p.add_argument("--k-range", type=int, nargs=2, metavar=("LOW", "HIGH"),
+                   help="the candidates when the number of segments is estimated (default: 2 8)")
+    p.add_argument("--checkpoint",
+                   help="a segmentation checkpoint (umeta train --config "
+                        "configs/segment_mosaic.toml), 'builtin' (the default: the built-in "
+                        "segmentation model) or 'none' (k-means of the pixels' colours)")
+    p.add_argument("--out", default="segments", help="output folder (created if needed)")
+    p.add_argument("--force", action="store_true", help="overwrite existing output files")
+    p.add_argument("--max-side", type=int, default=256,
+                   help="larger images are shrunk to this longest side to be segmented, and the "
+                        "labels enlarged back (said per image)")
+    p.add_argument("--position-weight", type=float, default=0.0,
+                   help="weight of each pixel's position in its features (0: none)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--seed", type=int, default=0, help="seed of k-means")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="umeta", description=__doc__.splitlines()[0], formatter_class=_Help)
     parser.add_argument("--version", action="version", version=_version())
@@ -282,6 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_adapt_parsers(sub)
     _add_export_parser(sub)
     _add_compare_parser(sub)
+    _add_segment_parser(sub)
     return parser
 
 
@@ -434,6 +464,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     settings = parse_settings(args.settings)
     checkpoint = _checkpoint(args.checkpoint)
     learner = load_learner(checkpoint, device)
+    if not learner.classifies:
+        raise UmetaError(f"{args.checkpoint} is a {learner.config.learner.name} model: it has no "
+                         f"few-shot classification rule to evaluate (umeta segment uses it)")
     set_transductive_steps(learner, args.transductive_steps)
     cfg = learner.config
     if args.dataset:
@@ -740,12 +773,86 @@ def cmd_compare(args: argparse.Namespace) -> int:
         raise UmetaError(f"cannot write --out {str(out)!r} ({err.strerror or err}); choose "
                          f"another --out") from None
     print(f"wrote {out} and {plot}")
+
+
+def segment_outputs(images: list[str], out: str, force: bool) -> list[tuple[Path, Path]]:
+    """The (label map, overlay) paths of each image in the folder ``out``, checked before any
+    work: the folder is not a file, two images do not share a name, and no output exists
+    (unless ``force``) or is an input."""
+    folder = Path(out)
+    if folder.exists() and not folder.is_dir():
+        raise UmetaError(f"--out {out!r} is a file; name a folder for the outputs")
+    stems: dict[str, str] = {}
+    paths = []
+    for image in images:
+        stem = Path(image).stem
+        if stem in stems:
+            raise UmetaError(f"{stems[stem]!r} and {image!r} would both write {stem}_segments.png; "
+                             f"rename one or segment them into different --out folders")
+        stems[stem] = image
+        pair = (folder / f"{stem}_segments.png", folder / f"{stem}_overlay.png")
+        for path in pair:
+            if any(path.exists() and path.samefile(i) for i in images if Path(i).exists()):
+                raise UmetaError(f"{str(path)!r} is one of the input images; choose another "
+                                 f"--out (--force never overwrites an input)")
+            if path.exists() and not force:
+                raise UmetaError(f"{str(path)!r} exists; pass --force to overwrite it or choose "
+                                 f"another --out")
+        paths.append(pair)
+    return paths
+
+
+def cmd_segment(args: argparse.Namespace) -> int:
+    from PIL import Image
+
+    from umeta.adapt.segment import SEGMENT_LIMITS
+    from umeta.build import load_learner, resolve_device
+    from umeta.data.user import read_image
+    from umeta.label_maps import label_map_picture, overlay, save_png
+    from umeta.pretrained import BUILTIN, SHIPPED, load_builtin
+    from umeta.params import check_params
+    from umeta.segmenter import MetaSegmenter
+
+    if args.k_range is not None and args.n_segments is not None:
+        raise UmetaError("--k-range is the search range of the estimated number of segments; "
+                         "drop it or --n-segments")
+    check_params({"n_segments": args.n_segments, "k_range": args.k_range or (2, 8),
+                  "max_side": args.max_side, "position_weight": args.position_weight},
+                 SEGMENT_LIMITS)
+    outputs = segment_outputs(args.images, args.out, args.force)
+    pictures = [read_image(image) for image in args.images]  # every input readable first
+    device = resolve_device(args.device)
+    if args.checkpoint == "none":
+        learner, space = None, "pixel colours"
+    elif args.checkpoint in (None, BUILTIN):
+        learner = load_builtin("segmentation", device)
+        space = f"the built-in segmentation model (umeta/weights/{SHIPPED['segmentation'].file})"
+    else:
+        learner, space = load_learner(args.checkpoint, device), f"checkpoint {args.checkpoint}"
+    extra = {} if args.k_range is None else {"k_range": tuple(args.k_range)}
+    model = MetaSegmenter(learner, args.n_segments, position_weight=args.position_weight,
+                          max_side=args.max_side, device=device, random_state=args.seed, **extra)
+    print(f"segmenting {len(pictures)} image(s) by k-means++ in the space of {space}")
+    for image, picture, (label_path, overlay_path) in zip(args.images, pictures, outputs):
+        model.fit(picture)
+        label_path.parent.mkdir(parents=True, exist_ok=True)
+        save_png(label_map_picture(model.labels_), label_path)
+        save_png(Image.fromarray(overlay(picture, model.labels_)), overlay_path)
+        height, width = picture.shape[:2]
+        how = ("given" if args.n_segments is not None else
+               f"estimated: the best silhouette of k = {model.k_range_[0]}..{model.k_range_[1]}")
+        shrunk = ("" if model.work_shape_ == (height, width) else
+                  f"; {width}x{height} segmented at {model.work_shape_[1]}x{model.work_shape_[0]} "
+                  f"(--max-side {args.max_side}), labels enlarged back")
+        print(f"{image}: {model.n_segments_} segments ({how}){shrunk} -> {label_path}, "
+              f"{overlay_path}")
     return 0
 
 
 COMMANDS = {"run": cmd_run, "train": cmd_train, "eval": cmd_eval, "cluster": cmd_cluster,
             "embed": cmd_embed, "detect": cmd_detect, "export": cmd_export,
-            "compare": cmd_compare}
+            "compare": cmd_compare,
+            "segment": cmd_segment}
 
 
 #: The flag of each estimator / tool parameter and of each config key that has one, for
@@ -757,6 +864,8 @@ FLAGS = {**{key: "--" + flag.replace("_", "-") for flag, (key, _) in TRAIN_FLAGS
          "method": "--method", "random_state": "--seed", "seed": "--seed",
          "label_column": "--label-column", "budget_s": "--budget-s", "n_boot": "--resamples", "max_steps": "--max-steps",
          "n_views": "--views", "max_samples": "--max-samples", "image_size": "--image-size"}
+FLAGS.update({"n_segments": "--n-segments", "position_weight": "--position-weight",
+              "max_side": "--max-side"})
 
 
 def _message(err: UmetaError) -> str:

@@ -130,6 +130,35 @@ def clustering_scores(labels_true, labels_pred) -> dict[str, float]:
             "nmi": nmi(labels_true, labels_pred), "ari": ari(labels_true, labels_pred)}
 
 
+def segmentation_scores(labels_true, labels_pred) -> dict[str, float]:
+    """Hungarian-matched mean IoU and pixel accuracy of an unsupervised segmentation.
+
+    Predicted segments are matched one-to-one to true segments so that the matched pixels are
+    most (the matching of :func:`clustering_accuracy`). ``pixel_accuracy`` is the share of
+    pixels in matched pairs; ``miou`` the mean over true segments of the IoU with the matched
+    predicted segment (0 for a true segment left unmatched).
+
+    Parameters
+    ----------
+    labels_true, labels_pred : array-like or Tensor of the same size (e.g. (H, W) label maps)
+
+    Returns
+    -------
+    dict with ``miou`` and ``pixel_accuracy``, each in [0, 1]
+
+    Examples
+    --------
+    >>> segmentation_scores([[0, 0, 1, 1]], [[5, 5, 5, 7]])
+    {'miou': 0.5833333333333333, 'pixel_accuracy': 0.75}
+    """
+    counts = _contingency(labels_true, labels_pred, "segmentation_scores")  # (pred, true)
+    rows, cols = linear_sum_assignment(counts, maximize=True)
+    overlap = counts[rows, cols]
+    union = counts.sum(1)[rows] + counts.sum(0)[cols] - overlap
+    return {"miou": float((overlap / union).sum() / counts.shape[1]),
+            "pixel_accuracy": float(overlap.sum() / counts.sum())}
+
+
 # ----------------------------------------------------------------------------- embeddings
 
 _ROW_CHUNK = 1024

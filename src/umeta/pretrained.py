@@ -1,8 +1,9 @@
 """Built-in models that ship with umeta: package data, sha256-checked at load.
 
 ``learner="builtin"`` in the estimators and ``--checkpoint builtin`` at the CLI (the CLI's
-default) take the model of the data's kind: :data:`SHIPPED` names each model's weights file in
-``umeta/weights/``, its sha256, the committed command that made it and the results files of the
+default) take the model of the data's kind (``segmentation``: the dense model of
+`umeta.segmenter.MetaSegmenter` and ``umeta segment``): :data:`SHIPPED` names each model's
+weights file in ``umeta/weights/``, its sha256, the committed command that made it and the results files of the
 run that made it and measured it. A file whose sha256 differs (a corrupt or partial install) is
 refused with one line. Each model also says the embedding space the adaptation tools use
 (`umeta.adapt.layers.in_space`), chosen on its benchmark files.
@@ -59,6 +60,16 @@ SHIPPED: dict[str, ShippedModel] = {
                  "b2_clustering_xdomain_psco_both.json", "xdomain_ablation.json",
                  "b6_spaces_builtin.json", "b7_one_shot_round2.json"),
         space="embedding+block2+block3",
+    ),
+    "segmentation": ShippedModel(
+        file="builtin-segmentation.safetensors",
+        sha256="30bceeb33a32e3908df9be7315a1f3309fa838a80fc99bf7a1aea3cdf8762d57",
+        command="umeta train --config configs/segment_mosaic.toml && umeta export "
+                "runs/segment_mosaic/checkpoints/last.safetensors --out "
+                "src/umeta/weights/builtin-segmentation.safetensors",
+        results=("segment_mosaic_metrics.jsonl", "b10_segmentation.json",
+                 "b10_segmentation_seed1.json"),
+        space="embedding",
     ),
 }
 

@@ -37,6 +37,11 @@ GLYPH_PARTS: dict[str, tuple[int, int]] = {
     "train": (0, 800), "val": (800, 900), "test": (900, 1100), "trainval": (0, 900),
 }
 
+#: Seeds and sizes of the parts of the procedural colour textures (`umeta.data.textures`):
+#: different seeds, so that no part's images recur in another.
+TEXTURE_PARTS: dict[str, tuple[int, int]] = {"train": (1, 4000), "val": (2, 500),
+                                             "test": (3, 1000)}
+
 #: The Omniglot part each role reads in each split (None: the split has no such part).
 OMNIGLOT_ROLES: dict[str, dict[str, str | None]] = {
     "vinyals": {role: role for role in ROLES},
@@ -150,6 +155,21 @@ def _mixture(cfg: DataConfig, part: str, rotations: bool) -> ImageSet:
     from umeta.data.mixed import load_mixture
 
     return load_mixture(cfg, part, rotations)
+
+
+@DATASETS.register("textures")
+def _textures(cfg: DataConfig, part: str, rotations: bool) -> ImageSet:
+    """Procedural colour textures (unlabeled), what segmentation tasks are cut from."""
+    from umeta.data.textures import make_textures
+
+    if rotations:
+        raise UmetaError("data.rotations is for Omniglot; set data.rotations=false for textures")
+    if part == "trainval":
+        sets = [_textures(cfg, p, False) for p in ("train", "val")]
+        return ImageSet(torch.cat([s.images for s in sets]), torch.cat([s.labels for s in sets]),
+                        [], None, "textures-trainval")
+    seed, count = TEXTURE_PARTS[part]
+    return make_textures(count, image_size=cfg.image_size, seed=seed, name=f"textures-{part}")
 
 
 def _folder(cfg: DataConfig) -> Path:

@@ -41,7 +41,7 @@ from umeta.errors import UmetaError
 from umeta.params import ParamError, literal
 
 __all__ = [
-    "UserData", "load_user_data", "read_image_folder", "read_npz", "read_table",
+    "UserData", "load_user_data", "read_image", "read_image_folder", "read_npz", "read_table",
     "IMAGE_EXTENSIONS", "TABLE_EXTENSIONS",
 ]
 
@@ -216,6 +216,16 @@ def _read_image(file: Path, size: tuple[int, int] | None) -> np.ndarray:
             f"cannot read image {str(file)!r} ({type(err).__name__}: {err}); replace or remove it"
         ) from None
     return np.clip(arr, 0.0, 1.0)
+
+
+def read_image(file: str | Path) -> np.ndarray:
+    """One image file (any format Pillow reads) as float32 (H, W) grey or (H, W, 3) RGB in
+    [0, 1]; `UmetaError` with one line if it is missing or not an image."""
+    file = Path(file)
+    if not file.is_file():
+        raise UmetaError(f"image {str(file)!r} not found" + ("; it is a folder, give image files"
+                                                           if file.is_dir() else ""))
+    return _read_image(file, None)
 
 
 def read_image_folder(folder: str | Path, image_size: ImageSize = None) -> UserData:

@@ -48,6 +48,9 @@ class Learner(nn.Module):
     graphable : bool
         Whether a whole training step can be recorded as a CUDA graph (fixed shapes, no host
         synchronisation).
+    classifies : bool
+        Whether it has a few-shot classification rule (:meth:`adapt` / :meth:`predict`);
+        ``umeta eval`` refuses a learner without one (a segmentation learner).
     training_only_state : tuple of str
         Prefixes of ``state_dict`` entries that only meta-training needs (a momentum copy, a
         queue): an exported model (`umeta.build.export_learner`) leaves them out, and loading
@@ -65,6 +68,7 @@ class Learner(nn.Module):
     compile_refusal: ClassVar[str | None] = None
     graphable: ClassVar[bool] = True
     training_only_state: ClassVar[tuple[str, ...]] = ()
+    classifies: ClassVar[bool] = True
 
     backbone: nn.Module
     image_shape: tuple[int, ...] | None = None

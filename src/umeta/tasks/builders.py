@@ -5,14 +5,16 @@ and ``state_dict()`` / ``load_state_dict(state)`` holding its generator state so
 resumes exactly. Its class also says ``label_free``: label-free builders are handed images only,
 never labels (their constructors take ``images``; the labelled sampler takes an `ImageSet`):
 
-=========  ===========  ===================================================================
-name       makes        what a task is
-=========  ===========  ===================================================================
-labelled   `Episode`    ``n_way`` classes of a labelled image set, ``k_shot`` + ``q_query`` each
-umtra      `Episode`    ``n_way`` random images; support = the image, queries = augmented copies
-cactus     `Episode`    ``n_way`` k-means clusters of embeddings (argument ``embeddings``)
-psco       `ViewBatch`  ``n_way`` random images as two augmented views, for the PsCo learner
-=========  ===========  ===================================================================
+=========  ==============  ================================================================
+name       makes           what a task is
+=========  ==============  ================================================================
+labelled   `Episode`       ``n_way`` classes of a labelled image set, ``k_shot`` + ``q_query``
+umtra      `Episode`       ``n_way`` random images; support = the image, queries = copies
+cactus     `Episode`       ``n_way`` k-means clusters of embeddings (argument ``embeddings``)
+psco       `ViewBatch`     ``n_way`` random images as two augmented views (PsCo learner)
+mosaic     `SegmentBatch`  one scene of 2 .. ``n_way`` images in a random partition, with its
+                           mask (segmentation learners: pixelproto)
+=========  ==============  ================================================================
 
 A builder that takes ``embeddings`` (CACTUs) is given, by `umeta.build`, the embeddings of the
 training images under the label-free checkpoint that its ``encoder`` option names.
@@ -27,6 +29,7 @@ from torch import Tensor
 from umeta.errors import UmetaError
 from umeta.registry import Registry
 from umeta.tasks.cactus import CACTUs
+from umeta.tasks.mosaic import MosaicTasks
 from umeta.tasks.sampler import EpisodeSampler
 from umeta.tasks.umtra import UMTRA, ViewSampler, check_source_args
 
@@ -49,6 +52,7 @@ TASK_BUILDERS.register("labelled")(EpisodeSampler)
 TASK_BUILDERS.register("umtra")(UMTRA)
 TASK_BUILDERS.register("cactus")(CACTUs)
 TASK_BUILDERS.register("psco")(ViewSampler)
+TASK_BUILDERS.register("mosaic")(MosaicTasks)
 
 
 def build_task_source(name: str, images: Tensor, n_way: int, k_shot: int, q_query: int,
