@@ -237,3 +237,26 @@ def test_bad_settings_are_one_clear_error(tiny_learner, glyphs, overrides, fragm
     with pytest.raises(UmetaError) as err:
         small_curves(tiny_learner, glyphs, **overrides)
     assert fragment in str(err.value)
+
+
+@pytest.mark.realdata
+def test_b9_script_runs_on_omniglot_evaluation_alphabets(shared_data, tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from conftest import REPO_ROOT
+
+    out = tmp_path / "b9.json"
+    proc = subprocess.run([sys.executable, str(REPO_ROOT / "benchmarks" / "b9_robustness.py"),
+                           "--data-dir", str(shared_data / "omniglot"), "--tasks", "2",
+                           "--attack-tasks", "2", "--attack-steps", "1", "--out", str(out),
+                           "--figure", str(tmp_path / "b9.png")],
+                          capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    doc = json.loads(out.read_text())
+    assert doc["benchmark"] == "B9" and doc["test_classes"] == 659
+    assert len([r for r in doc["results"] if r["metric"] == "mce"]) == 2
+    cells = [r for r in doc["results"] if r["metric"] in ("accuracy", "clustering_accuracy")]
+    assert len(cells) == 4 * (1 + 5 * 5 + 4)
+    assert (tmp_path / "b9.png").is_file()
