@@ -272,7 +272,7 @@ def test_csv_ids_are_plain_csv_not_json(tmp_path):
     rows = list(csv.reader(out.open(encoding="utf-8", newline="")))
     assert [r[0] for r in rows[1:]] == sorted(f"{n}/{j}.png" for n in names for j in range(2))
     lines = out.read_text(encoding="utf-8").splitlines()
-    starts = {line.rsplit(",", 1)[0] for line in lines[1:]}
+    starts = {line.rsplit(",", 2)[0] for line in lines[1:]}  # id, cluster, confidence
     assert {"caf\u00e9/0.png", "plain/0.png", '"with,comma/0.png"', '"with""quote/0.png"'} <= starts
 
 

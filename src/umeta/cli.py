@@ -250,7 +250,7 @@ def _add_robustness_parser(sub) -> None:
                  "under a small PGD attack (L-inf radius eps: the few-shot queries, with a clean "
                  "support, and every image of a clustering task), beside a nearest-prototype "
                  "classifier and k-means on pixels on the same tasks. Writes a results JSON "
-                 "(every cell +- 95%% CI, the corruption errors CE and their mean mCE relative "
+                 "(every cell +- 95% CI, the corruption errors CE and their mean mCE relative "
                  "to pixels) and a PNG of the curves.")
     p.add_argument("--checkpoint", default="builtin",
                    help="a checkpoint from umeta train, or 'builtin' (the built-in image model)")
