@@ -116,3 +116,18 @@ def test_robustness_on_glyphs_with_the_builtin_model(tmp_path):
 def test_robustness_bad_input_is_one_line(args, fragment, tmp_path):
     base = ["--dataset", "glyphs", "--tasks", "2", "--device", "cpu"]
     assert_user_error(umeta("robustness", *base, *args, cwd=tmp_path), fragment)
+
+
+@pytest.mark.realdata
+def test_the_readme_explain_figure_script(shared_data, tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import REPO_ROOT
+
+    figure = tmp_path / "explain.png"
+    proc = subprocess.run([sys.executable, str(REPO_ROOT / "benchmarks" / "explain_figure.py"),
+                           "--data-dir", str(shared_data / "omniglot"), "--figure", str(figure)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert figure.read_bytes()[:4] == b"\x89PNG" and proc.stdout.count("prototype") == 6
