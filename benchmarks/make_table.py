@@ -18,7 +18,7 @@ STANDARD = ("method", "training", "setting", "metric", "mean", "ci95", "n_tasks"
 #: Row keys worth a column when a file has them (others stay in the JSON).
 EXTRA = ("test_classes", "transductive_steps", "refine", "finetune_steps", "finetune_lr",
          "gain_vs_no_finetune", "gain_ci95", "impl", "variant", "meta_batch", "target",
-         "target_met", "dataset", "config")
+         "target_met", "dataset", "config", "corruption", "severity", "eps")
 
 HEADER = """# Benchmark results
 

@@ -23,7 +23,7 @@ LAYERS = [
     ["umeta.models"],
     ["umeta.learners"],
     ["umeta.build"],
-    ["umeta.evaluate", "umeta.train"],
+    ["umeta.evaluate", "umeta.train", "umeta.robustness"],
     ["umeta.adapt"],
     ["umeta.estimators", "umeta.pretrained", "umeta.segmenter"],
     ["umeta.mainjob", "umeta.compare"],

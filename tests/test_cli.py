@@ -119,7 +119,7 @@ def test_cluster_embed_detect_on_an_image_folder(checkpoint, image_folder, tmp_p
                  str(checkpoint), "--out", str(out), "--device", "cpu")
     assert proc.returncode == 0, proc.stderr
     lines = out.read_text().splitlines()
-    assert lines[0] == "id,cluster" and len(lines) == 19
+    assert lines[0] == "id,cluster,confidence" and len(lines) == 19
     assert "clustering accuracy" in proc.stdout
     out = tmp_path / "emb.npz"
     proc = umeta("embed", str(image_folder), "--checkpoint", str(checkpoint),
@@ -242,7 +242,7 @@ def test_out_is_never_overwritten_without_force_and_never_the_input(blobs_csv, t
     assert out.read_text() == "a user's file\n"
     proc = umeta("cluster", str(data), "--n-clusters", "2", "--out", str(out), "--force")
     assert proc.returncode == 0, proc.stderr
-    assert out.read_text().startswith("id,cluster\n")
+    assert out.read_text().startswith("id,cluster,confidence\n")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clusters.csv", "data.csv"]  # no temp
 
 
@@ -272,7 +272,7 @@ def test_csv_ids_are_plain_csv_not_json(tmp_path):
     rows = list(csv.reader(out.open(encoding="utf-8", newline="")))
     assert [r[0] for r in rows[1:]] == sorted(f"{n}/{j}.png" for n in names for j in range(2))
     lines = out.read_text(encoding="utf-8").splitlines()
-    starts = {line.rsplit(",", 1)[0] for line in lines[1:]}
+    starts = {line.rsplit(",", 2)[0] for line in lines[1:]}  # id, cluster, confidence
     assert {"caf\u00e9/0.png", "plain/0.png", '"with,comma/0.png"', '"with""quote/0.png"'} <= starts
 
 
@@ -423,7 +423,8 @@ def test_help_shows_defaults_and_choices_and_every_command_has_a_description():
     cluster = " ".join(umeta("cluster", "--help").stdout.split())
     assert "--seed SEED seed of k-means and fine-tuning (default: 0)" in cluster
     assert "{none,soft,balanced}" in cluster
-    for command in ("run", "train", "eval", "cluster", "embed", "detect"):
+    for command in ("run", "train", "eval", "cluster", "explain", "embed", "detect",
+                    "robustness"):
         text = umeta(command, "--help").stdout
         description = text.split("\n\n")[1]
         assert not description.startswith(("options:", "positional")), command

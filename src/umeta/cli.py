@@ -1,4 +1,5 @@
-"""The `umeta` command line: run, train, eval, cluster, embed, detect, export, compare, segment.
+"""The `umeta` command line: run, train, eval, cluster, explain, embed, detect, export,
+compare, segment, robustness.
 
 User mistakes become one line on stderr and exit status 2, never a traceback. Outputs are
 written atomically and never over an existing file unless --force is given (never over the
@@ -181,20 +182,23 @@ def _add_adapt_parsers(sub) -> None:
 
     p = _command(sub, "cluster", "cluster a new unlabeled data set",
                  "Cluster a new data set in the meta-learned feature space (k-means++, then "
-                 "optional refinement); write one cluster per sample.")
+                 "optional refinement); write one cluster per sample and its confidence (the "
+                 "relative margin between its cluster's centre and the nearest other: 1 at the "
+                 "centre, 0 on a boundary).")
     common(p, "clusters.csv")
-    p.add_argument("--n-clusters", type=int,
-                   help="number of clusters; without it, estimated: the k of --k-range whose "
-                        "k-means has the best silhouette")
-    p.add_argument("--k-range", type=int, nargs=2, metavar=("LOW", "HIGH"),
-                   help="the candidates when the number of clusters is estimated (default: 2 10)")
-    p.add_argument("--refine", default="none", choices=["none", "soft", "balanced"],
-                   help="prototype refinement after k-means")
-    p.add_argument("--finetune-steps", type=int, default=0,
-                   help="first fine-tune the model on the data's own images for this many "
-                        "label-free steps (0: off; needs --checkpoint)")
-    p.add_argument("--finetune-lr", type=float, default=1e-4,
-                   help="learning rate of that fine-tuning")
+    _cluster_arguments(p)
+    p = _command(sub, "explain", "cluster a data set and show why: prototypes, typical and "
+                                 "ambiguous members, confidence",
+                 "Cluster as umeta cluster does, then show each cluster's prototype (its "
+                 "member nearest the centre), most typical (highest confidence) and most "
+                 "ambiguous (lowest confidence) members: a PNG grid of images, or for vectors a "
+                 "scatter of the input's first two principal components; the CSV adds the "
+                 "columns prototype (1 or 0), typical and ambiguous (rank, 0 if not).")
+    common(p, "explain.csv")
+    _cluster_arguments(p)
+    p.add_argument("--figure", default="explain.png", help="the PNG figure")
+    p.add_argument("--examples", type=int, default=5,
+                   help="typical and ambiguous members shown per cluster")
     p = _command(sub, "embed", "embed a data set in d dimensions (2 for plots)",
                  "Embed a data set: meta-learned features, then PCA to --dim dimensions.")
     common(p, "embedding.csv")
@@ -301,6 +305,74 @@ def _add_segment_parser(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of k-means")
 
 
+def _cluster_arguments(p: argparse.ArgumentParser) -> None:
+    """The clustering flags of `umeta cluster` and `umeta explain`."""
+    p.add_argument("--n-clusters", type=int,
+                   help="number of clusters; without it, estimated: the k of --k-range whose "
+                        "k-means has the best silhouette")
+    p.add_argument("--k-range", type=int, nargs=2, metavar=("LOW", "HIGH"),
+                   help="the candidates when the number of clusters is estimated (default: 2 10)")
+    p.add_argument("--refine", default="none", choices=["none", "soft", "balanced"],
+                   help="prototype refinement after k-means")
+    p.add_argument("--finetune-steps", type=int, default=0,
+                   help="first fine-tune the model on the data's own images for this many "
+                        "label-free steps (0: off; needs --checkpoint)")
+    p.add_argument("--finetune-lr", type=float, default=1e-4,
+                   help="learning rate of that fine-tuning")
+
+
+def _corruption_names() -> list[str]:
+    """The corruptions, read when the help is shown (imports torch)."""
+    from umeta.tasks.corruptions import CORRUPTIONS
+
+    return list(CORRUPTIONS)
+
+
+def _add_robustness_parser(sub) -> None:
+    p = _command(sub, "robustness", "few-shot and clustering accuracy under corruptions and a "
+                                    "PGD attack, against pixel baselines",
+                 "Score a checkpoint on unseen classes, clean, under image corruptions (five "
+                 "severities each, ImageNet-C style: every image of a task is corrupted) and "
+                 "under a small PGD attack (L-inf radius eps: the few-shot queries, with a clean "
+                 "support, and every image of a clustering task), beside a nearest-prototype "
+                 "classifier and k-means on pixels on the same tasks. Writes a results JSON "
+                 "(every cell +- 95% CI, the corruption errors CE and their mean mCE relative "
+                 "to pixels) and a PNG of the curves.")
+    p.add_argument("--checkpoint", default="builtin",
+                   help="a checkpoint from umeta train, or 'builtin' (the built-in image model)")
+    p.add_argument("--dataset", help="omniglot, glyphs or an image folder with class "
+                                     "subfolders (default: the checkpoint's own data set)")
+    p.add_argument("--data-dir", help="folder holding the data (Omniglot)")
+    p.add_argument("--split", help="data split (default: the checkpoint's; the built-in model "
+                                   "trained on Omniglot's background alphabets, so its test "
+                                   "part is the evaluation alphabets)")
+    p.add_argument("--part", default="test", help="data part to score on")
+    p.add_argument("--tasks", type=int, default=300, help="tasks of each kind per cell")
+    p.add_argument("--attack-tasks", type=int, default=100,
+                   help="tasks attacked with PGD (the first of --tasks; 0: no attack)")
+    p.add_argument("--corruptions", default="all",
+                   help="comma-separated corruptions, all, or none").names = _corruption_names
+    p.add_argument("--severities", default="1,2,3,4,5", help="comma-separated, in 1 .. 5")
+    p.add_argument("--eps", help="comma-separated PGD radii in units of 1/255 of the pixel "
+                                 "range, or none (default: umeta.robustness.DEFAULT_EPS, "
+                                 "2,4,8,16)")
+    p.add_argument("--attack", default="margin",
+                   help="PGD objective: margin (push inputs across the nearest other "
+                        "prototype) or embedding (push their embeddings away from the clean "
+                        "ones)")
+    p.add_argument("--attack-steps", type=int, default=10, help="PGD steps")
+    p.add_argument("--n-way", type=int, default=5, help="classes per task")
+    p.add_argument("--k-shot", type=int, default=1, help="few-shot support images per class")
+    p.add_argument("--q-query", type=int, default=15, help="few-shot queries per class")
+    p.add_argument("--per-class", type=int, default=10, help="clustering images per class")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--seed", type=int, default=0, help="seed of the tasks, corruptions, attack")
+    p.add_argument("--out", default="robustness.json", help="results JSON")
+    p.add_argument("--figure", default="robustness.png", help="PNG of the curves")
+    p.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="umeta", description=__doc__.splitlines()[0], formatter_class=_Help)
     parser.add_argument("--version", action="version", version=_version())
@@ -312,6 +384,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_export_parser(sub)
     _add_compare_parser(sub)
     _add_segment_parser(sub)
+    _add_robustness_parser(sub)
     return parser
 
 
@@ -338,25 +411,25 @@ def _version() -> str:
 
 
 def check_out(path: str, *, suffixes: tuple[str, ...] = (), inputs: tuple = (),
-              force: bool = False) -> Path:
-    """``--out`` as a path, checked before any work: its suffix, never one of the ``inputs``,
-    and not an existing file unless ``force``."""
+              force: bool = False, flag: str = "--out") -> Path:
+    """``--out`` (or the output ``flag``) as a path, checked before any work: its suffix, never
+    one of the ``inputs``, and not an existing file unless ``force``."""
     out = Path(path)
     if suffixes and out.suffix not in suffixes:
-        raise UmetaError(f"--out {path!r} must end in {' or '.join(suffixes)}")
+        raise UmetaError(f"{flag} {path!r} must end in {' or '.join(suffixes)}")
     if out.is_dir():
-        raise UmetaError(f"--out {path!r} is a folder; name a file")
+        raise UmetaError(f"{flag} {path!r} is a folder; name a file")
     for source in inputs:
         if source is not None and out.exists() and out.samefile(source):
-            raise UmetaError(f"--out {path!r} is the input data; write the output to another "
+            raise UmetaError(f"{flag} {path!r} is the input data; write the output to another "
                              f"file (--force never overwrites the input)")
     if out.exists() and not force:
-        raise UmetaError(f"--out {path!r} exists; pass --force to overwrite it or choose "
-                         f"another --out")
+        raise UmetaError(f"{flag} {path!r} exists; pass --force to overwrite it or choose "
+                         f"another {flag}")
     folder = next((p for p in out.parents if p.exists()), None)
     if folder is not None and not folder.is_dir():
-        raise UmetaError(f"--out {path!r}: {str(folder)!r} is a file, not a folder; choose "
-                         f"another --out")
+        raise UmetaError(f"{flag} {path!r}: {str(folder)!r} is a file, not a folder; choose "
+                         f"another {flag}")
     return out
 
 
@@ -581,10 +654,11 @@ def _adapt_out(args: argparse.Namespace, *inputs) -> Path:
                      force=args.force)
 
 
-def cmd_cluster(args: argparse.Namespace) -> int:
+def _fit_clusters(args: argparse.Namespace):
+    """(data, x, fitted MetaClusterer) of `umeta cluster` / `umeta explain`, with the lines that
+    say what was done."""
     from umeta.estimators import MetaClusterer
 
-    out = _adapt_out(args)
     if args.k_range is not None and args.n_clusters is not None:
         raise UmetaError("--k-range is the search range of the estimated number of clusters; "
                          "drop it or --n-clusters")
@@ -594,12 +668,11 @@ def cmd_cluster(args: argparse.Namespace) -> int:
                           normalize=learner is not None, finetune_steps=args.finetune_steps,
                           finetune_lr=args.finetune_lr, random_state=args.seed,
                           progress=not args.no_progress, **extra).fit(x)
-    write_table(out, data.ids, {"cluster": model.labels_})
     space = ("raw features" if learner is None else "meta-learned features" if not
              args.finetune_steps else f"meta-learned features after {args.finetune_steps} "
                                       f"label-free fine-tuning steps on this data")
     print(f"clustered {len(x)} samples of {data.source} into {model.n_clusters_} clusters "
-          f"({space}); wrote {out}")
+          f"({space})")
     if model.k_range_ is not None:
         low, high = model.k_range_
         note = (f"; {high} is the top of the range: the data may hold more clusters, so widen "
@@ -608,7 +681,135 @@ def cmd_cluster(args: argparse.Namespace) -> int:
               f"silhouette of k = {low}..{high} (--n-clusters K sets it, --k-range LOW HIGH "
               f"searches elsewhere){note}")
     _report_scores(data, model.labels_)
+    return data, x, model
+
+
+def cmd_cluster(args: argparse.Namespace) -> int:
+    out = _adapt_out(args)
+    data, _, model = _fit_clusters(args)
+    write_table(out, data.ids, {"cluster": model.labels_, "confidence": model.confidence_})
+    print(f"wrote {out} (columns: cluster, confidence)")
     return 0
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from umeta.adapt.explain import EXPLAIN_LIMITS, ranked_members
+    from umeta.params import check_params
+
+    out = _adapt_out(args)
+    figure = check_out(args.figure, suffixes=(".png",), inputs=(args.data,), force=args.force,
+                       flag="--figure")
+    check_params({"n_examples": args.examples}, EXPLAIN_LIMITS)
+    data, x, model = _fit_clusters(args)
+    k = model.n_clusters_
+    typical, ambiguous = ranked_members(model.confidence_, model.labels_, k, args.examples)
+    columns = {"cluster": model.labels_, "confidence": model.confidence_}
+    columns["prototype"] = np.zeros(len(x), dtype=int)
+    columns["prototype"][model.prototype_indices_[model.prototype_indices_ >= 0]] = 1
+    for name, ranked in (("typical", typical), ("ambiguous", ambiguous)):
+        columns[name] = np.zeros(len(x), dtype=int)
+        for row in ranked:
+            shown = row[row >= 0]
+            columns[name][shown] = np.arange(1, len(shown) + 1)
+    write_table(out, data.ids, columns)
+    title = f"{k} clusters of {len(x)} samples of {Path(data.source).name}"
+    _write_figure(figure, data, x, model, typical, ambiguous, title)
+    for c in range(min(k, 20)):
+        members = model.labels_ == c
+        proto = model.prototype_indices_[c]
+        doubtful = ", ".join(f"{data.ids[i]} ({model.confidence_[i]:.2f})"
+                             for i in ambiguous[c][ambiguous[c] >= 0][:3])
+        values = ("" if data.kind == "images" or proto < 0 else " = " + " ".join(
+            f"{v:.4g}" for v in data.x[proto][:8].tolist()) + (" ..." if data.x.shape[1] > 8
+                                                                else ""))
+        print(f"cluster {c + 1}: {int(members.sum())} samples, mean confidence "
+              f"{model.confidence_[members].mean():.2f}; prototype "
+              f"{data.ids[proto] if proto >= 0 else '-'}{values}; most ambiguous {doubtful}")
+    if k > 20:
+        print(f"... {k - 20} more clusters in {out}")
+    print(f"wrote {out} and {figure}")
+    return 0
+
+
+def _write_figure(figure: Path, data, x, model, typical, ambiguous, title: str) -> None:
+    """The explanation figure: a grid of the images, or a scatter of the vectors' first two
+    principal components."""
+    import numpy as np
+    import torch
+
+    from umeta.numeric.pca import fit_pca
+    from umeta.report import plot_explanation_grid, plot_explanation_scatter
+
+    try:
+        if data.kind == "images":
+            plot_explanation_grid(data.x.numpy(), model.labels_, model.confidence_,
+                                  model.prototype_indices_, typical, ambiguous, figure, title)
+        else:
+            feats = torch.as_tensor(x, dtype=torch.float64).flatten(1)
+            points = fit_pca(feats, min(2, *feats.shape)).transform(feats).numpy()
+            if points.shape[1] == 1:
+                points = np.c_[points, np.zeros(len(points))]
+            plot_explanation_scatter(points, model.labels_, model.confidence_,
+                                     model.prototype_indices_, ambiguous, figure, title)
+    except OSError as err:
+        raise UmetaError(f"cannot write --figure {str(figure)!r} ({err.strerror or err}); "
+                         f"choose another --figure") from None
+
+
+def cmd_robustness(args: argparse.Namespace) -> int:
+    import time
+
+    from umeta.build import is_label_free, load_learner, resolve_device
+    from umeta.data.sources import load_part
+    from umeta.robustness import DEFAULT_EPS, robustness_curves, summary_lines, write_robustness
+    from umeta.tasks.corruptions import CORRUPTIONS
+
+    out = check_out(args.out, suffixes=(".json",), force=args.force)
+    figure = check_out(args.figure, suffixes=(".png",), force=args.force, flag="--figure")
+    corruptions = (tuple(CORRUPTIONS) if args.corruptions == "all" else () if
+                   args.corruptions == "none" else tuple(args.corruptions.split(",")))
+    severities = _numbers(args.severities, int, "--severities")
+    eps = (DEFAULT_EPS if args.eps is None else () if args.eps == "none"
+           else tuple(v / 255 for v in _numbers(args.eps, float, "--eps")))
+    device = resolve_device(args.device)
+    checkpoint = _checkpoint(args.checkpoint)
+    learner = load_learner(checkpoint, device)
+    cfg = learner.config.data
+    if args.dataset:
+        cfg.dataset = args.dataset
+    if args.split:
+        cfg.split = args.split
+    if args.data_dir or not (cfg.data_dir and Path(cfg.data_dir).is_dir()):
+        cfg.data_dir = args.data_dir  # the checkpoint's folder is where it was trained
+    data = load_part(cfg, args.part, rotations=False)
+    start = time.perf_counter()
+    curves = robustness_curves(learner, data, corruptions=corruptions, severities=severities,
+                               eps=eps, attack=args.attack, attack_steps=args.attack_steps,
+                               n_tasks=args.tasks, attack_tasks=args.attack_tasks,
+                               n_way=args.n_way, k_shot=args.k_shot, q_query=args.q_query,
+                               per_class=args.per_class, seed=args.seed,
+                               progress=not args.no_progress)
+    name = "umeta-" + ("builtin" if args.checkpoint == "builtin" else Path(checkpoint).stem)
+    training = "label-free" if is_label_free(learner.config) else "supervised"
+    write_robustness(curves, out, figure, model_name=name, training=training,
+                     benchmark="robustness", device=device, wall_s=time.perf_counter() - start,
+                     dataset=cfg.dataset, split=cfg.split, part=args.part,
+                     checkpoint=str(checkpoint), test_classes=data.num_classes)
+    print(f"{data.name}: {data.num_classes} classes; accuracy % (mean over severities / radii)")
+    print("\n".join(summary_lines(curves, "umeta")))
+    print(f"wrote {out} and {figure}")
+    return 0
+
+
+def _numbers(text: str, kind: type, flag: str) -> tuple:
+    """Comma-separated numbers of ``kind`` (int or float) given to ``flag``."""
+    try:
+        return tuple(kind(v) for v in text.split(","))
+    except ValueError:
+        raise UmetaError(f"{flag} takes comma-separated {'integers' if kind is int else 'numbers'}"
+                         f", e.g. 1,3,5; got {text!r}") from None
 
 
 def cmd_embed(args: argparse.Namespace) -> int:
@@ -850,9 +1051,9 @@ def cmd_segment(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"run": cmd_run, "train": cmd_train, "eval": cmd_eval, "cluster": cmd_cluster,
-            "embed": cmd_embed, "detect": cmd_detect, "export": cmd_export,
-            "compare": cmd_compare,
-            "segment": cmd_segment}
+            "explain": cmd_explain, "embed": cmd_embed, "detect": cmd_detect,
+            "export": cmd_export, "compare": cmd_compare, "segment": cmd_segment,
+            "robustness": cmd_robustness}
 
 
 #: The flag of each estimator / tool parameter and of each config key that has one, for
@@ -862,10 +1063,17 @@ FLAGS = {**{key: "--" + flag.replace("_", "-") for flag, (key, _) in TRAIN_FLAGS
          "contamination": "--contamination", "refine": "--refine",
          "finetune_steps": "--finetune-steps", "finetune_lr": "--finetune-lr",
          "method": "--method", "random_state": "--seed", "seed": "--seed",
-         "label_column": "--label-column", "budget_s": "--budget-s", "n_boot": "--resamples", "max_steps": "--max-steps",
-         "n_views": "--views", "max_samples": "--max-samples", "image_size": "--image-size"}
-FLAGS.update({"n_segments": "--n-segments", "position_weight": "--position-weight",
-              "max_side": "--max-side"})
+         "label_column": "--label-column",
+         # compare
+         "budget_s": "--budget-s", "n_boot": "--resamples", "max_steps": "--max-steps",
+         "n_views": "--views", "max_samples": "--max-samples", "image_size": "--image-size",
+         # segment
+         "n_segments": "--n-segments", "position_weight": "--position-weight",
+         "max_side": "--max-side",
+         # explain, robustness
+         "n_examples": "--examples", "n_tasks": "--tasks", "attack_tasks": "--attack-tasks",
+         "attack_steps": "--attack-steps", "attack": "--attack", "n_way": "--n-way",
+         "k_shot": "--k-shot", "q_query": "--q-query", "per_class": "--per-class"}
 
 
 def _message(err: UmetaError) -> str:

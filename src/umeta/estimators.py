@@ -30,6 +30,7 @@ from torch import Tensor, nn
 from umeta.adapt.anomaly import ANOMALY_LIMITS, NormalProfile, fit_normal
 from umeta.adapt.cluster import CLUSTER_DATASET_LIMITS, cluster_dataset, search_range
 from umeta.adapt.embed import EMBED_LIMITS, as_images, embed_dataset, embed_inputs
+from umeta.adapt.explain import assignment_confidence, prototype_indices
 from umeta.adapt.finetune import check_finetune_args, finetune
 from umeta.errors import UmetaError
 from umeta.numeric.clustering import nearest_center
@@ -175,6 +176,13 @@ class MetaClusterer(ClusterMixin, _MetaEstimator):
     inertia_ : float
     n_iter_ : int
         k-means iterations run.
+    confidence_ : ndarray of shape (n_samples,)
+        Each sample's margin between its own centre and the nearest other one, relative to the
+        larger distance: 1 at its centre, 0 on a boundary (:func:`umeta.adapt.explain`).
+    prototype_indices_ : ndarray of shape (n_clusters_,), int64
+        The sample nearest each centre (-1 for an empty cluster): ``X[prototype_indices_]``
+        are real members that stand for the clusters. Typical and ambiguous members:
+        ``umeta.adapt.ranked_members(confidence_, labels_, n_clusters_)``.
     learner_ : Learner or None
         The model whose embedding was clustered (the fine-tuned copy with ``finetune_steps``).
     input_shape_ : (C, H, W) or None
@@ -189,6 +197,9 @@ class MetaClusterer(ClusterMixin, _MetaEstimator):
     >>> x = np.r_[np.zeros((5, 2)), np.ones((5, 2))] + 0.01 * np.arange(10)[:, None]
     >>> MetaClusterer(n_clusters=2).fit(x).labels_.tolist()  # no learner: k-means++ on x
     [1, 1, 1, 1, 1, 0, 0, 0, 0, 0]
+    >>> model = MetaClusterer(n_clusters=2).fit(x)
+    >>> model.prototype_indices_.tolist(), bool(model.confidence_.min() > 0.9)
+    ([7, 2], True)
 
     With a meta-trained model, the same call clusters its embedding of images
     (``learner=load_learner(path)``, a checkpoint path, or ``"builtin"``).
@@ -253,6 +264,10 @@ class MetaClusterer(ClusterMixin, _MetaEstimator):
                                                                                len(data))
         self.inertia_ = float(result.inertia)
         self.n_iter_ = result.n_iter
+        self.confidence_ = assignment_confidence(result.features, result.labels,
+                                                 result.centers).cpu().numpy()
+        self.prototype_indices_ = prototype_indices(result.features, result.labels,
+                                                    result.centers).cpu().numpy()
         return self
 
     def predict(self, X) -> np.ndarray:

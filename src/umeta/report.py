@@ -1,5 +1,6 @@
 """Report figures (PNG, matplotlib Agg): learning curve, 2-D embedding, example clusters,
-confusion matrix."""
+confusion matrix, robustness curves, and a clustering's explanation (a grid of prototypes,
+typical and ambiguous members, or a scatter of them)."""
 
 from __future__ import annotations
 
@@ -153,4 +154,120 @@ def plot_comparison(names: Sequence[str], scores: np.ndarray, intervals: np.ndar
     for a in axes[0]:
         a.set_xticks(pos, [_short(n, 14) for n in names], rotation=30, ha="right", fontsize=8)
     fig.suptitle(title, fontsize=9, y=1.02)
+    return _save(fig, path)
+
+
+def plot_robustness(panels: dict[str, dict[str, tuple]], path: str | Path, title: str) -> Path:
+    """One panel per condition (a corruption, or the PGD attack): accuracy against severity.
+
+    Parameters
+    ----------
+    panels : dict
+        ``condition -> {line label: (levels, means, ci95s)}``; a condition named ``"pgd"`` is
+        plotted against its radius in 1/255 units. Lines share a colour when their labels agree
+        up to the first comma; lines whose label contains "pixels" are dashed.
+    path, title : where to write the PNG and its title.
+    """
+    cols = min(3, len(panels))
+    rows = -(-len(panels) // cols)
+    fig, axes = plt.subplots(rows, cols, squeeze=False, figsize=(3.3 * cols, 2.6 * rows),
+                             sharey=True)
+    colours = {}
+    for ax, (condition, lines) in zip(axes.flat, panels.items()):
+        for label, (levels, means, cis) in lines.items():
+            x = np.asarray(levels, dtype=float) * (255 if condition == "pgd" else 1)
+            colour = colours.setdefault(label.split(",")[0], f"C{len(colours)}")
+            ax.errorbar(x, means, yerr=cis, label=label, color=colour, marker="o", ms=3,
+                        capsize=2, lw=1.2, ls="--" if "pixels" in label else "-")
+        ax.set_title(condition.replace("_", " "), fontsize=9)
+        ax.set_xlabel("eps x 255 (L-inf)" if condition == "pgd" else "severity", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("accuracy (%)", fontsize=8)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.axis("off")
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)), fontsize=7,
+               bbox_to_anchor=(0.5, -0.02 - 0.03 * (len(labels) > 4)))
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    return _save(fig, path)
+
+
+def _thumbnail(ax, image: np.ndarray) -> None:
+    """An image (C, H, W) in [0, 1] drawn as it is: grey for one channel, colour for three."""
+    ax.axis("off")
+    if image.shape[0] == 1:
+        ax.imshow(image[0], cmap="gray", vmin=0, vmax=1)
+    else:
+        ax.imshow(np.clip(image[:3].transpose(1, 2, 0), 0, 1))
+
+
+def plot_explanation_grid(images: np.ndarray, labels: np.ndarray, confidence: np.ndarray,
+                          prototypes: np.ndarray, typical: np.ndarray, ambiguous: np.ndarray,
+                          path: str | Path, title: str) -> Path:
+    """One row per cluster: its prototype, its most typical and its most ambiguous members,
+    each with its confidence (ambiguous ones in red).
+
+    Parameters
+    ----------
+    images : ndarray of shape (N, C, H, W), values in [0, 1]
+    labels, confidence : ndarrays of shape (N,)
+    prototypes : ndarray of shape (k,), sample indices (-1: none)
+    typical, ambiguous : ndarrays of shape (k, n), sample indices (-1: none)
+    path, title : where to write the PNG and its title.
+    """
+    k, n = typical.shape
+    # columns: label, prototype, gap, n typical, gap, n ambiguous
+    groups = [("prototype", prototypes[:, None], 1), ("most typical", typical, 3),
+              ("most ambiguous", ambiguous, 4 + n)]
+    ratios = [2.4, 1, 0.3] + [1] * n + [0.3] + [1] * n
+    fig, axes = plt.subplots(k, len(ratios), squeeze=False,
+                             figsize=(0.7 * sum(ratios), 0.8 * k + 0.7),
+                             gridspec_kw={"width_ratios": ratios})
+    for ax in axes.flat:
+        ax.axis("off")
+    for row in range(k):
+        axes[row, 0].text(1.0, 0.5, f"cluster {row + 1}\n{int((labels == row).sum())} samples",
+                          ha="right", va="center", fontsize=7, transform=axes[row, 0].transAxes)
+        for name, index, first in groups:
+            for j in range(index.shape[1]):
+                ax = axes[row, first + j]
+                if row == 0 and j == 0:
+                    ax.set_title(name, fontsize=7, loc="left")
+                i = int(index[row, j])
+                if i < 0:
+                    continue
+                _thumbnail(ax, images[i])
+                ax.text(0.5, -0.06, f"{confidence[i]:.2f}", ha="center", va="top", fontsize=6,
+                        transform=ax.transAxes,
+                        color="tab:red" if name == "most ambiguous" else "black")
+    fig.suptitle(f"{title}\nunder each image: its confidence (relative margin between its "
+                 f"cluster's centre and the nearest other)", fontsize=8)
+    return _save(fig, path)
+
+
+def plot_explanation_scatter(points: np.ndarray, labels: np.ndarray, confidence: np.ndarray,
+                             prototypes: np.ndarray, ambiguous: np.ndarray, path: str | Path,
+                             title: str) -> Path:
+    """The samples in two dimensions (``points`` (N, 2)), coloured by cluster, faded by low
+    confidence, with each cluster's prototype (star) and most ambiguous members (circled)."""
+    fig, ax = plt.subplots(figsize=(6, 4.8))
+    colours = plt.get_cmap("tab10" if labels.max() < 10 else "tab20")
+    alpha = 0.25 + 0.75 * np.clip(confidence, 0, 1)
+    for c in np.unique(labels):
+        keep = labels == c
+        ax.scatter(points[keep, 0], points[keep, 1], s=14, color=colours(c % colours.N),
+                   alpha=alpha[keep], edgecolors="none", label=f"cluster {c + 1}")
+    shown = prototypes[prototypes >= 0]
+    ax.scatter(points[shown, 0], points[shown, 1], marker="*", s=160, c="black",
+               label="prototype")
+    doubtful = ambiguous[ambiguous >= 0]
+    ax.scatter(points[doubtful, 0], points[doubtful, 1], s=60, facecolors="none",
+               edgecolors="tab:red", linewidths=1.0, label="most ambiguous")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    ax.set_xlabel("principal component 1")
+    ax.set_ylabel("principal component 2")
+    ax.set_title(title, fontsize=9)
     return _save(fig, path)

@@ -12,8 +12,16 @@ from umeta.adapt.embed import (
                                embedding_quality,
                                model_inputs,
 )
+from umeta.adapt.explain import (
+                                 ClusterExplanation,
+                                 assignment_confidence,
+                                 explain_clusters,
+                                 prototype_indices,
+                                 ranked_members,
+)
 from umeta.adapt.finetune import finetune, finetuned_embeddings
 
-__all__ = ["Embedding", "NormalProfile", "ShapeError", "anomaly_scores", "cluster_dataset",
-           "embed_dataset", "embed_inputs", "embedding_quality", "finetune",
-           "finetuned_embeddings", "fit_normal", "model_inputs", "search_range"]
+__all__ = ["ClusterExplanation", "Embedding", "NormalProfile", "ShapeError", "anomaly_scores",
+           "assignment_confidence", "cluster_dataset", "embed_dataset", "embed_inputs",
+           "embedding_quality", "explain_clusters", "finetune", "finetuned_embeddings",
+           "fit_normal", "model_inputs", "prototype_indices", "ranked_members", "search_range"]

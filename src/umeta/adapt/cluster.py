@@ -60,7 +60,8 @@ def cluster_dataset(learner: Learner | None, x: Tensor | np.ndarray,
 
     Returns
     -------
-    Clustering with labels (N,), centers (k, D) in the embedding space, inertia ()
+    Clustering with labels (N,), centers (k, D) in the embedding space, inertia () and the
+    clustered features (N, D) (the embedding, L2-normalised with ``normalize``)
     """
     check_params({"n_clusters": n_clusters, "k_range": k_range, "normalize": normalize,
                   "n_init": n_init, "max_iter": max_iter, "tol": tol, "refine": refine,
@@ -75,4 +76,5 @@ def cluster_dataset(learner: Learner | None, x: Tensor | np.ndarray,
         feats, search_range(k_range, len(feats)), n_init=n_init, max_iter=max_iter, seed=gen)
     result = cluster_tasks(feats[None], k, n_init=n_init, max_iter=max_iter, tol=tol,
                            refine=refine, refine_steps=refine_steps, seed=gen)
-    return Clustering(result.labels[0], result.centers[0], result.inertia[0], result.n_iter)
+    return Clustering(result.labels[0], result.centers[0], result.inertia[0], result.n_iter,
+                      feats)

@@ -48,12 +48,16 @@ class Clustering:
         Sum of squared distances of the points to their assigned centre.
     n_iter : int
         Lloyd iterations run (all tasks and restarts of a batch iterate together).
+    features : Tensor of shape (N, D) or None
+        The features that were clustered, where the caller keeps them
+        (`umeta.adapt.cluster_dataset` does, for `umeta.adapt.explain`).
     """
 
     labels: Tensor
     centers: Tensor
     inertia: Tensor
     n_iter: int = 0
+    features: Tensor | None = None
 
     @property
     def n_clusters(self) -> int:
