@@ -25,7 +25,7 @@ LAYERS = [
     ["umeta.build"],
     ["umeta.evaluate", "umeta.train"],
     ["umeta.adapt"],
-    ["umeta.estimators", "umeta.pretrained"],
+    ["umeta.estimators", "umeta.pretrained", "umeta.table_method"],
     ["umeta.mainjob"],
     ["umeta.cli", "umeta.__main__"],
 ]

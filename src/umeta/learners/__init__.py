@@ -4,5 +4,6 @@ from umeta.learners.base import LEARNERS, Learner, MetaLoss
 from umeta.learners.maml import MAML
 from umeta.learners.protonet import ProtoNet
 from umeta.learners.psco import PsCo
+from umeta.learners.table import TableLearner
 
-__all__ = ["LEARNERS", "Learner", "MAML", "MetaLoss", "ProtoNet", "PsCo"]
+__all__ = ["LEARNERS", "Learner", "MAML", "MetaLoss", "ProtoNet", "PsCo", "TableLearner"]

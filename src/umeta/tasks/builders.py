@@ -12,6 +12,8 @@ labelled   `Episode`    ``n_way`` classes of a labelled image set, ``k_shot`` + 
 umtra      `Episode`    ``n_way`` random images; support = the image, queries = augmented copies
 cactus     `Episode`    ``n_way`` k-means clusters of embeddings (argument ``embeddings``)
 psco       `ViewBatch`  ``n_way`` random images as two augmented views, for the PsCo learner
+tables     `TableBatch` whole tables (synthetic priors and real tables) with known clusters
+                        and outliers, for the table learner (`umeta.tasks.tables`)
 =========  ===========  ===================================================================
 
 A builder that takes ``embeddings`` (CACTUs) is given, by `umeta.build`, the embeddings of the
@@ -28,6 +30,7 @@ from umeta.errors import UmetaError
 from umeta.registry import Registry
 from umeta.tasks.cactus import CACTUs
 from umeta.tasks.sampler import EpisodeSampler
+from umeta.tasks.tables import TableTasks
 from umeta.tasks.umtra import UMTRA, ViewSampler, check_source_args
 
 
@@ -49,6 +52,7 @@ TASK_BUILDERS.register("labelled")(EpisodeSampler)
 TASK_BUILDERS.register("umtra")(UMTRA)
 TASK_BUILDERS.register("cactus")(CACTUs)
 TASK_BUILDERS.register("psco")(ViewSampler)
+TASK_BUILDERS.register("tables")(TableTasks)
 
 
 def build_task_source(name: str, images: Tensor, n_way: int, k_shot: int, q_query: int,
