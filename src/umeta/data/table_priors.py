@@ -20,6 +20,9 @@ columns in many forms:
    ones are random combinations of the informative ones plus a little noise; *noise* ones do
    not depend on the clusters (Gaussian, uniform, exponential or small counts). At least one
    column is informative.
+   *Class-coded* columns (in a third of the tables, from 20 % of the columns to all of them) are
+   category codes (2 .. 6) drawn from a distribution of each cluster (latent class tables such
+   as surveys and votes).
 4. **How columns are observed**: a random monotone warp per column (identity, exponential,
    signed power, sigmoid, asinh), some columns rounded to integers, some turned into
    categories (2 .. 8 codes, by random cut points; half of them in a random code order:
@@ -49,6 +52,7 @@ _SHAPES = 3  # blob, shell, arc
 _WARPS = 5  # identity, exp, signed power, sigmoid, asinh
 _HIDDEN = 16  # width of the random networks that map latent points to columns
 _MAX_CODES = 8
+_MAX_CLASS_CODES = 6
 
 
 @dataclass
@@ -239,6 +243,28 @@ def _categories(gen, x: Tensor) -> Tensor:
     return torch.where(nominal, permuted, level).float()
 
 
+def _class_codes(gen, y: Tensor, kind: Tensor, k: Tensor, d: int) -> Tensor:
+    """Category codes (T, N, D) drawn from a distribution over 2 .. 6 codes per cluster and
+    column, at a random sharpness (latent class tables: surveys, votes). Global and clustered
+    outliers draw every code at random; dependency outliers draw each column's code as a random
+    cluster would."""
+    t, n = y.shape
+    device = y.device
+    sizes = torch.randint(2, _MAX_CLASS_CODES + 1, (t, 1, d, 1), generator=gen, device=device)
+    sharpness = _uniform(gen, (t, 1, 1, 1), 0.5, 3.0, device)
+    logits = torch.randn(t, MAX_CLUSTERS, d, _MAX_CLASS_CODES, generator=gen, device=device)
+    used = torch.arange(_MAX_CLASS_CODES, device=device) < sizes
+    probs = (logits * sharpness).masked_fill(~used, -math.inf).softmax(-1)
+    other = (torch.rand(t, n, d, generator=gen, device=device) * k[:, None, None]).long()
+    mixed = kind == OUTLIER_TYPES.index("dependency")
+    cluster = torch.where(mixed[..., None], other, y[..., None].expand(t, n, d))
+    per_row = probs.gather(1, cluster[..., None].expand(t, n, d, _MAX_CLASS_CODES))
+    scattered = (kind == OUTLIER_TYPES.index("global")) | (kind == OUTLIER_TYPES.index("clustered"))
+    per_row = torch.where(scattered[..., None, None], used.float() / sizes, per_row)
+    u = torch.rand(t, n, d, 1, generator=gen, device=device)
+    return torch.minimum((per_row.cumsum(-1) < u).sum(-1), sizes[..., 0] - 1).float()
+
+
 def sample_prior_tables(num_tasks: int, n_rows: int, n_cols: int, generator: torch.Generator,
                         *, outlier_share: float = 0.5,
                         max_outlier_rate: float = 0.15) -> PriorTables:
@@ -285,13 +311,16 @@ def sample_prior_tables(num_tasks: int, n_rows: int, n_cols: int, generator: tor
     rate = with_outliers * _uniform(gen, (t,), 0.01, max_outlier_rate, device)
     outlier, kind, z = _outliers(gen, z, y, centers, maps, scale, axes, rate)
 
-    # column roles: informative (>= 1), redundant, noise
+    # column roles: class-coded, informative, redundant, noise; column 0 depends on clusters
+    share_coded = (torch.rand(t, 1, generator=gen, device=device) < 0.35) \
+        * _uniform(gen, (t, 1), 0.2, 1.0, device)
+    coded = torch.rand(t, d, generator=gen, device=device) < share_coded
     share_informative = _uniform(gen, (t, 1), 0.3, 1.0, device)
     share_redundant = _uniform(gen, (t, 1), 0.0, 0.3, device)
     role_draw = torch.rand(t, d, generator=gen, device=device)
-    informative = role_draw < share_informative
-    informative[:, 0] = True
-    redundant = ~informative & (role_draw < share_informative + share_redundant)
+    informative = ~coded & (role_draw < share_informative)
+    informative[:, 0] |= ~coded[:, 0]
+    redundant = ~coded & ~informative & (role_draw < share_informative + share_redundant)
 
     columns = _informative_columns(gen, z, d)
     # dependency outliers: each informative column takes the value of another random row
@@ -325,6 +354,9 @@ def sample_prior_tables(num_tasks: int, n_rows: int, n_cols: int, generator: tor
                     + torch.randn(t, 1, d, generator=gen, device=device)
                     * _log_uniform(gen, (t, 1, d), 1e-2, 1e3, device), x)
 
+    x = torch.where(coded[:, None], _class_codes(gen, y, kind, k, d), x)
+    categorical = categorical | coded
+
     missing_rate = (torch.rand(t, 1, 1, generator=gen, device=device) < 0.3) \
         * _uniform(gen, (t, 1, 1), 0.0, 0.2, device)
     missing = torch.rand(t, n, d, generator=gen, device=device) < missing_rate
@@ -335,4 +367,4 @@ def sample_prior_tables(num_tasks: int, n_rows: int, n_cols: int, generator: tor
     x = x.gather(2, order[:, None].expand(t, n, d))
     y = torch.where(outlier, torch.full_like(y, -1), y)
     return PriorTables(x.float(), y, outlier, kind, k, categorical.gather(1, order),
-                       (informative | redundant).gather(1, order))
+                       (informative | redundant | coded).gather(1, order))
