@@ -10,7 +10,9 @@ then scores it on fold F's tables, against classical baselines on the same rows:
 
 * clustering: each table (a seeded sample of at most ``--max-rows`` rows), k = its classes
   (2 .. 20); ARI of the model (k-means on its embedding) and of KMeans, GaussianMixture and
-  Spectral (``table_baselines``);
+  Spectral (``table_baselines``); and how well the model's estimate of k (the best silhouette
+  of k-means on its embedding, k in 2 .. 10, as ``umeta cluster`` without ``--n-clusters``)
+  finds the number of classes;
 * anomaly: each table whose smallest class can be 1 .. 5 % of the rows (ADBench's recipe for
   classification sets): the other classes' rows (at most ``--max-rows``) plus a seeded sample of
   the smallest class; AUROC of the model's outlier score and of IsolationForest, k-NN and LOF.
@@ -121,7 +123,7 @@ def main() -> None:
         raise UmetaError(f"the model trained on held-out tables {leaked[:5]}; train it with "
                          f"--print-exclude {args.fold}'s list")
     keys = keys[:args.max_tables] if args.max_tables else keys
-    rows, values = [], {"clustering": {}, "anomaly": {}}
+    rows, values, estimated = [], {"clustering": {}, "anomaly": {}}, {}
     for key in keys:
         table = load_table(key, root)
         k = table.n_classes
@@ -129,6 +131,7 @@ def main() -> None:
         x, y = table.x[sample], table.y[sample]
         if 2 <= k <= 20 and len(np.unique(y[y >= 0])) == k:
             got = {"umeta": MetaClusterer(learner, k, random_state=args.seed).fit(x).labels_}
+            estimated[key] = MetaClusterer(learner, random_state=args.seed).fit(x).n_clusters_
             for name in CLUSTERING_BASELINES if args.baselines else ():
                 got[name] = table_baselines.cluster_labels(name, x, k, args.seed)[0]
             values["clustering"][key] = {m: ari(y[y >= 0], lab[y >= 0]) for m, lab in got.items()}
@@ -162,6 +165,16 @@ def main() -> None:
                 rows.append(result_row("umeta", "meta-trained", f"{task}: DEV fold {args.fold}",
                                        f"{metric}_gain_vs_{m}", *mean_ci95(diff), len(diff),
                                        wins=int((diff > 0).sum()), losses=int((diff < 0).sum())))
+    if estimated:
+        truth = {key: load_table(key, root).n_classes for key in estimated}
+        error = np.array([estimated[key] - truth[key] for key in estimated])
+        setting = f"number of clusters estimated: DEV fold {args.fold}"
+        rows.append(result_row("umeta", "meta-trained", setting, "k_exact", *mean_ci95(
+            (error == 0).astype(float)), len(error)))
+        rows.append(result_row("umeta", "meta-trained", setting, "k_within_1", *mean_ci95(
+            (np.abs(error) <= 1).astype(float)), len(error)))
+        rows.append(result_row("umeta", "meta-trained", setting, "k_abs_error",
+                               *mean_ci95(np.abs(error).astype(float)), len(error)))
     write_results(args.out, "tables-dev", rows, device="cpu",
                   wall_s=time.perf_counter() - start, seed=args.seed, checkpoint=args.checkpoint,
                   fold=args.fold, folds=FOLDS, tables=keys, max_rows=args.max_rows,

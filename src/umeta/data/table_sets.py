@@ -106,6 +106,11 @@ def expand_exclusions(entries: Sequence[str], root=None) -> list[str]:
     ------
     UmetaError
         For a pattern that matches no table.
+
+    Examples
+    --------
+    >>> expand_exclusions(["pmlb/iris", "my_table.csv"])  # no pattern: nothing to look up
+    ['pmlb/iris', 'my_table.csv']
     """
     out: list[str] = []
     keys = None

@@ -18,6 +18,7 @@ nearest centroid is their own cluster's.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, ClassVar
 
 import torch
@@ -160,26 +161,27 @@ class TableLearner(Learner):
         raise UmetaError("the table learner reads whole tables, not few-shot episodes; use "
                          "umeta cluster / detect / embed on a table")
 
-    @torch.no_grad()
-    def encode_table(self, x: Tensor, seed: int = 0) -> tuple[Tensor, Tensor, TableContext]:
-        """One table x (N, D) -> (embeddings (N, e), outlier logits (N,), its context), in eval
-        mode (`TableEncoder.encode`)."""
+    @contextlib.contextmanager
+    def _evaluating(self):
+        """Eval mode and no gradients for the block; the mode is put back after it."""
         was_training = self.training
         self.eval()
         try:
-            return self.backbone.encode(x, seed)
+            with torch.no_grad():
+                yield
         finally:
             self.train(was_training)
 
-    @torch.no_grad()
+    def encode_table(self, x: Tensor, seed: int = 0) -> tuple[Tensor, Tensor, TableContext]:
+        """One table x (N, D) -> (embeddings (N, e), outlier logits (N,), its context), in eval
+        mode (`TableEncoder.encode`)."""
+        with self._evaluating():
+            return self.backbone.encode(x, seed)
+
     def encode_rows(self, x: Tensor, context: TableContext) -> tuple[Tensor, Tensor]:
         """Rows x (M, D) of a table against its context -> (embeddings (M, e), logits (M,))."""
-        was_training = self.training
-        self.eval()
-        try:
+        with self._evaluating():
             return self.backbone.rows(x, context)
-        finally:
-            self.train(was_training)
 
     def embedding(self, x: Tensor) -> Tensor:
         """A whole table x (N, D) -> row embeddings (N, e)."""

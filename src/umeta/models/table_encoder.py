@@ -111,6 +111,13 @@ def cell_features(x: Tensor, stats: ColumnStats) -> Tensor:
     Returns
     -------
     Tensor of shape (B, N, D, 5)
+
+    Examples
+    --------
+    >>> import torch
+    >>> x = torch.tensor([[[1.0], [2.0], [float("nan")]]])
+    >>> cell_features(x, column_stats(x))[0, 2, 0].tolist()  # a missing value
+    [0.0, 0.0, 0.0, 0.0, 1.0]
     """
     missing = ~torch.isfinite(x)
     clean = torch.where(missing, stats.median[:, None], x)
