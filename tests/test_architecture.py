@@ -87,7 +87,11 @@ def test_modules_import_each_other_without_cycles():
         visit(module)
 
 
-@pytest.mark.parametrize("module", ["umeta.estimators", "umeta.build", "umeta.params"])
+@pytest.mark.parametrize("module", ["umeta.estimators", "umeta.build", "umeta.params",
+                                    "umeta.data.table_priors", "umeta.data.table_sets",
+                                    "umeta.data.table_input", "umeta.tasks.tables",
+                                    "umeta.models.table_encoder", "umeta.learners.table",
+                                    "umeta.adapt.embed", "umeta.table_method"])
 def test_docstring_examples_run(module, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)

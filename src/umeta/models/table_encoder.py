@@ -129,9 +129,9 @@ def cell_features(x: Tensor, stats: ColumnStats) -> Tensor:
     p = (left + right + 1).float() / (2 * (n + 1))
     normal = (math.sqrt(2) * torch.erfinv((2 * p - 1).clamp(-0.9999, 0.9999))).transpose(1, 2)
     share = ((right - left).float() / n).transpose(1, 2)
-    known = (~missing).float()
-    return torch.stack([torch.asinh(r) * known, r.clamp(-4, 4) / 2 * known, normal * known,
-                        share * known, missing.float()], -1)
+    numbers = torch.stack([torch.asinh(r), r.clamp(-4, 4) / 2, normal, share], -1)
+    return torch.cat([numbers.masked_fill(missing[..., None], 0.0), missing[..., None].float()],
+                     -1)
 
 
 # ----------------------------------------------------------------------------- layers
