@@ -463,3 +463,16 @@ def test_shipped_exclusion_covers_every_b8_table(shared_data):
     record = json.loads((REPO_ROOT / "benchmarks/results/tables_exclusion_b8.json").read_text())
     assert record["exclude"] == patterns
     assert not set(record["training_tables"]) & excluded
+
+
+def test_b8_takes_near_copy_outcomes_from_an_exclusion_record(table_root, tmp_path, monkeypatch):
+    import b8_tables
+
+    cache = tmp_path / "cache"
+    load_table_collection(["pmlb/alpha", "pmlb/beta"], collections=["pmlb"], root=table_root,
+                          cache=cache)  # compares 'renamed' with alpha and beta
+    record = json.loads(next(cache.glob("*.json")).read_text())
+    monkeypatch.setattr(table_sets, "find_near_copies", lambda *a, **k: 1 / 0)
+    found = b8_tables.excluded_tables(["pmlb/renamed"], ["pmlb/alpha", "pmlb/beta"], table_root,
+                                      [record])
+    assert list(found) == ["pmlb/alpha"]

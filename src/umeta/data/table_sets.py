@@ -39,7 +39,7 @@ from umeta.files import atomic_write
 from umeta.progress import progress_bar
 
 __all__ = ["TableCollection", "TRAINING_COLLECTIONS", "MAX_TABLE_ROWS", "RECORD_FORMAT",
-           "load_table_collection", "read_excluded", "expand_exclusions"]
+           "load_table_collection", "near_copies_of", "read_excluded", "expand_exclusions"]
 
 TRAINING_COLLECTIONS = ("pmlb", "clustering-data-v1")
 MAX_TABLE_ROWS = 20_000
@@ -177,21 +177,42 @@ def _records(folder: Path | None) -> list[dict]:
     return records
 
 
-def _near_copies(candidates: list[Table], excluded: list[Table], folder: Path | None,
-                 progress: bool) -> dict[str, list[dict]]:
-    """Candidate key -> evidence, for candidates that are or near-copy an excluded table.
+def _write_record(path: Path, candidates: list[Table], excluded: list[Table],
+                  hashes: dict[str, str], dropped: dict[str, list[dict]]) -> None:
+    """Write the exclusion record of every pair ``candidates`` x ``excluded`` (best effort:
+    without it, a later run compares again)."""
+    names = {c.name for c in candidates}
+    doc = {"format": RECORD_FORMAT, "candidates": {c.name: hashes[c.name] for c in candidates},
+           "excluded": {e.name: hashes[e.name] for e in excluded},
+           "dropped": [hit for key, hits in sorted(dropped.items()) if key in names
+                       for hit in hits]}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_write(path) as handle:
+            json.dump(doc, handle, indent=1, sort_keys=True)
+    except OSError:
+        pass
 
-    An exclusion record (JSON in ``folder``) holds the outcome of every pair of its
+
+def near_copies_of(candidates: Sequence[Table], excluded: Sequence[Table], *,
+                   folder: Path | None = None, records: Sequence[dict] = (),
+                   progress: bool = False) -> dict[str, list[dict]]:
+    """Candidate key -> evidence (`NearCopy.as_dict`, ``a`` the candidate, ``b`` the excluded
+    table), for the candidates that are or near-copy an excluded table
+    (:func:`umeta.data.table_copies.find_near_copies`).
+
+    An exclusion record (JSON in ``folder``, or given in ``records``) holds the outcome of every pair of its
     ``candidates`` x ``excluded`` tables, each named with its content hash; a pair is taken
     from a record only when both tables have the same name and content there. The other
-    pairs are compared, and a record of all pairs is written.
+    pairs are compared, and a record of the pairs known so far is written every ten
+    candidates (an interrupted run loses little).
     """
     if not excluded or not candidates:
         return {}
     hashes = {t.name: content_hash(t) for t in [*candidates, *excluded]}
     known: set[tuple[str, str]] = set()
     dropped: dict[str, list[dict]] = {}
-    for record in _records(folder):
+    for record in [*_records(folder), *records]:
         cands = [c.name for c in candidates if record["candidates"].get(c.name) == hashes[c.name]]
         excls = [e.name for e in excluded if record["excluded"].get(e.name) == hashes[e.name]]
         known.update((c, e) for c in cands for e in excls)
@@ -199,26 +220,19 @@ def _near_copies(candidates: list[Table], excluded: list[Table], folder: Path | 
             if hit["a"] in cands and hit["b"] in excls:
                 dropped.setdefault(hit["a"], []).append(hit)
     todo = [c for c in candidates if any((c.name, e.name) not in known for e in excluded)]
+    pending = {c.name for c in todo}
+    done = [c for c in candidates if c.name not in pending]
+    digest = hashlib.sha256(json.dumps([sorted(hashes.items())]).encode()).hexdigest()
     bar = progress_bar(len(todo), desc="near-copy check", unit="table", enabled=progress)
-    for table in todo:
+    for i, table in enumerate(todo, 1):
         others = [e for e in excluded if (table.name, e.name) not in known]
         for hit in find_near_copies([table], others):
             dropped.setdefault(hit.a, []).append(hit.as_dict())
+        done.append(table)
         bar.update(1)
+        if folder is not None and (i % 10 == 0 or i == len(todo)):  # kept as it goes
+            _write_record(folder / f"{digest[:24]}.json", done, excluded, hashes, dropped)
     bar.close()
-    if todo and folder is not None:
-        doc = {"format": RECORD_FORMAT,
-               "candidates": {c.name: hashes[c.name] for c in candidates},
-               "excluded": {e.name: hashes[e.name] for e in excluded},
-               "dropped": [hit for hits in dropped.values() for hit in hits]}
-        digest = hashlib.sha256(json.dumps([doc["candidates"], doc["excluded"]],
-                                           sort_keys=True).encode()).hexdigest()
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            with atomic_write(folder / f"{digest[:24]}.json") as handle:
-                json.dump(doc, handle, indent=1, sort_keys=True)
-        except OSError:
-            pass  # no record: the next run compares again
     return dropped
 
 
@@ -276,7 +290,7 @@ def load_table_collection(exclude: Sequence[str] = (), *,
                 candidates.append(table)
     folder = None if cache is None else (default_cache_dir() / "table-exclusions"
                                          if cache == "default" else Path(cache))
-    dropped.update(_near_copies(candidates, excluded, folder, progress))
+    dropped.update(near_copies_of(candidates, excluded, folder=folder, progress=progress))
     kept = [_subsample(t, max_rows, seed) for t in candidates if t.name not in dropped]
     if not kept:
         raise UmetaError(f"no training table is left after excluding {len(exclude)} table(s) "
