@@ -139,3 +139,31 @@ def test_a_table_model_refuses_images_and_image_flags(table_model, tmp_path, cap
                  "--out", str(tmp_path / "c2.csv"), "--no-progress"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and "the model reads tables" in err[0]
+
+
+def test_a_shipped_table_model_is_the_default_for_tables(table_model, tmp_path, monkeypatch,
+                                                         capsys):
+    """Once umeta.pretrained.SHIPPED has a 'tables' entry, tables use it with no flag."""
+    import umeta.pretrained as pretrained
+    from umeta.build import export_learner
+
+    weights = tmp_path / "weights"
+    export_learner(table_model, weights / "builtin-tables.safetensors")
+    shipped = pretrained.ShippedModel("builtin-tables.safetensors",
+                                      pretrained.sha256_of(weights / "builtin-tables.safetensors"),
+                                      "test", ())
+    monkeypatch.setattr(pretrained, "WEIGHTS", weights)
+    monkeypatch.setitem(pretrained.SHIPPED, "tables", shipped)
+    data = write_csv(tmp_path / "t.csv", ["a", "b", "colour", "label"], mixed_rows())
+    code = main(["cluster", str(data), "--n-clusters", "2", "--label-column", "label",
+                 "--out", str(tmp_path / "c.csv"), "--no-progress"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "using the built-in tables model" in captured.err
+    assert "meta-learned features" in captured.out
+    numbers = write_csv(tmp_path / "n.csv", ["a", "b"], [r[:1] + ["1.5"] for r in mixed_rows()])
+    code = main(["cluster", str(numbers), "--n-clusters", "2", "--checkpoint", "none",
+                 "--out", str(tmp_path / "raw.csv"), "--no-progress"])
+    captured = capsys.readouterr()
+    assert code == 0 and "(raw features)" in captured.out
+    assert "built-in" not in captured.err
