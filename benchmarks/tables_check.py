@@ -88,9 +88,12 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--tables", type=int, default=40, help="synthetic tables (0: none)")
     parser.add_argument("--no-speed", action="store_true")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="CPU threads of torch (B8 runs its methods with 1)")
     parser.add_argument("--seed", type=int, default=CHECK_SEED)
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     start = time.perf_counter()
     device = resolve_device(args.device)
     learner = load_learner(args.checkpoint, device)
