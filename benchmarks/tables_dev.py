@@ -17,6 +17,10 @@ then scores it on fold F's tables, against classical baselines on the same rows:
   classification sets): the other classes' rows (at most ``--max-rows``) plus a seeded sample of
   the smallest class; AUROC of the model's outlier score and of IsolationForest, k-NN and LOF.
 
+With the baselines, a ``consensus`` row: the model's and the baselines' partitions, the one that
+agrees most with the others (:func:`medoid_partition`), and their outlier scores averaged as
+ranks (:func:`rank_average`): label-free ensembles, to see whether one helps.
+
     umeta train --config configs/tables_cpu_dev.toml \\
         --set data.exclude=$(python benchmarks/tables_dev.py --print-exclude 0)
     python benchmarks/tables_dev.py --checkpoint runs/tables_cpu_dev/checkpoints/last.safetensors \\
@@ -94,6 +98,21 @@ def anomaly_task(table, max_rows: int, seed: int):
     return table.x[rows], np.r_[np.zeros(len(inliers), int), np.ones(n_out, int)]
 
 
+def medoid_partition(labels: dict[str, np.ndarray]) -> str:
+    """The method whose partition agrees most with the others' (mean ARI): a label-free
+    consensus choice among candidate clusterings."""
+    names = list(labels)
+    agreement = {a: np.mean([ari(labels[a], labels[b]) for b in names if b != a]) for a in names}
+    return max(names, key=agreement.__getitem__)
+
+
+def rank_average(scores: dict[str, np.ndarray]) -> np.ndarray:
+    """The mean over methods of each row's score rank (a label-free ensemble of detectors)."""
+    from scipy.stats import rankdata
+
+    return np.mean([rankdata(s) / len(s) for s in scores.values()], axis=0)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default=os.environ.get("UMETA_SHARED_DATA", DEFAULT_DATA))
@@ -134,6 +153,8 @@ def main() -> None:
             estimated[key] = MetaClusterer(learner, random_state=args.seed).fit(x).n_clusters_
             for name in CLUSTERING_BASELINES if args.baselines else ():
                 got[name] = table_baselines.cluster_labels(name, x, k, args.seed)[0]
+            if args.baselines:
+                got["consensus"] = got[medoid_partition(got)]
             values["clustering"][key] = {m: ari(y[y >= 0], lab[y >= 0]) for m, lab in got.items()}
             print(key, "ARI", {m: round(v, 3) for m, v in values["clustering"][key].items()},
                   flush=True)
@@ -144,14 +165,17 @@ def main() -> None:
                    .training_scores_}
             for name in ANOMALY_BASELINES if args.baselines else ():
                 got[name] = table_baselines.anomaly_scores(name, xa, args.seed)[0]
+            if args.baselines:
+                got["consensus"] = rank_average(got)
             values["anomaly"][key] = {m: auroc(ya, s) for m, s in got.items()}
             print(key, "AUROC", {m: round(v, 3) for m, v in values["anomaly"][key].items()},
                   flush=True)
+    per_table = []
     for task, metric in (("clustering", "ari"), ("anomaly", "auroc")):
         per = values[task]
         for key, by in per.items():
-            rows += [result_row(m, "meta-trained" if m == "umeta" else "none", key, metric, v,
-                                0.0, 1) for m, v in by.items()]
+            per_table += [result_row(m, "meta-trained" if m == "umeta" else "none", key, metric,
+                                     v, 0.0, 1) for m, v in by.items()]
         if not per:
             continue
         methods = list(next(iter(per.values())))
@@ -178,7 +202,8 @@ def main() -> None:
     write_results(args.out, "tables-dev", rows, device="cpu",
                   wall_s=time.perf_counter() - start, seed=args.seed, checkpoint=args.checkpoint,
                   fold=args.fold, folds=FOLDS, tables=keys, max_rows=args.max_rows,
-                  training_tables=sorted(trained))
+                  training_tables=sorted(trained), per_table=per_table,
+                  estimated_k=estimated)
     print(f"wrote {args.out}")
 
 

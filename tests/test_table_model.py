@@ -245,7 +245,12 @@ def test_encoder_is_row_equivariant_and_column_invariant():
     assert torch.isfinite(z).all() and torch.isfinite(logit).all()
     assert torch.allclose(z_rows, z[:, rows], atol=1e-4)
     assert torch.allclose(logit_rows, logit[:, rows], atol=1e-4)
-    assert torch.allclose(z_cols, z, atol=1e-4) and torch.allclose(logit_cols, logit, atol=1e-4)
+    # the learned embedding and the scores do not depend on the column order; the weighted
+    # values follow the columns (so distances between rows, and k-means, do not either)
+    assert torch.allclose(z_cols[..., :4], z[..., :4], atol=1e-4)
+    assert torch.allclose(logit_cols, logit, atol=1e-4)
+    values = z[..., 4:].reshape(1, 60, 5, 2)
+    assert torch.allclose(z_cols[..., 4:].reshape(1, 60, 5, 2), values[:, :, cols], atol=1e-4)
 
 
 @pytest.mark.parametrize("shape", [(2, 2), (5, 1), (40, 3), (300, 12)])
@@ -253,8 +258,15 @@ def test_encoder_takes_any_table_shape(shape):
     encoder = small_encoder().eval()
     x = torch.randn(*shape)
     z, logit, ctx = encoder.encode(x)
-    assert z.shape == (shape[0], 4) and logit.shape == (shape[0],)
+    assert z.shape == (shape[0], 4 + 2 * shape[1]) and logit.shape == (shape[0],)
     assert torch.isfinite(z).all() and len(ctx.rows) == shape[0]
+
+
+def test_the_embedding_keeps_the_values_of_the_most_weighted_columns():
+    encoder = small_encoder(raw_columns=3).eval()
+    with torch.no_grad():
+        assert encoder(torch.randn(1, 40, 8))[0].shape == (1, 40, 4 + 2 * 3)
+        assert small_encoder(raw_columns=0)(torch.randn(1, 40, 8))[0].shape == (1, 40, 4)
 
 
 def test_long_tables_use_a_context_sample_and_chunks():

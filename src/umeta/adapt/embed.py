@@ -107,6 +107,8 @@ def table_inputs(x: Tensor | np.ndarray, *, min_samples: int = 2) -> Tensor:
     """
     from umeta.data.table_input import MAX_COLUMNS
 
+    if isinstance(x, np.ndarray) and not x.flags.writeable:
+        x = x.copy()  # torch cannot share a read-only array (e.g. a cached benchmark table)
     x = torch.as_tensor(x)
     if x.dim() != 2:
         raise UmetaError(f"a table model takes one table of shape (rows, columns); got shape "

@@ -115,8 +115,8 @@ class TableLearner(Learner):
     >>> out = learner.meta_loss(tasks.sample(2))
     >>> bool(torch.isfinite(out.loss))
     True
-    >>> learner.embed(torch.randn(50, 3)).shape
-    torch.Size([50, 4])
+    >>> learner.embed(torch.randn(50, 3)).shape  # 4 learned numbers, 2 weighted values a column
+    torch.Size([50, 10])
     """
 
     batch_type = TableBatch

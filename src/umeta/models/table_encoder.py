@@ -31,7 +31,10 @@ Steps (``B`` tables, ``N`` rows, ``D`` columns; widths ``d`` per cell, ``r`` per
    ``neighbours`` nearest context rows (never itself), the mean of their messages, and how far
    they are (its log mean distance against the context's median and against its neighbours'
    own: a density contrast, as LOF has).
-5. heads: the embedding (B, N, e) and the outlier logit (B, N).
+5. heads: the embedding (B, N, e) and the outlier logit (B, N). The embedding is followed by
+   the row's own values (clipped robust z-score and normal score of each column) weighted by a
+   learned function of each column's summary, so that clustering happens in a learned
+   space *and* a learned feature weighting of the values themselves (``raw_columns``).
 """
 
 from __future__ import annotations
@@ -342,7 +345,11 @@ class TableEncoder(nn.Module):
     row_width : int
         ``r``, the width of a row.
     embed_dim : int
-        ``e``, the width of the row embedding (``out_dim``).
+        ``e``, the width of the learned row embedding (``out_dim``).
+    raw_columns : int
+        The embedding also holds each row's own values, weighted per column by the model
+        (:meth:`_weighted_values`) for at most this many columns: ``e + 2 * min(D,
+        raw_columns)`` numbers per row. 0: the learned embedding alone.
     heads : int
     pool_seeds, row_points : int
         Seeds of the pooling of a row's cells, inducing points across rows.
@@ -364,17 +371,18 @@ class TableEncoder(nn.Module):
     >>> import torch
     >>> encoder = TableEncoder(hidden=8, row_width=16, embed_dim=4, heads=2, row_points=4)
     >>> z, logit = encoder(torch.randn(2, 30, 5))
-    >>> z.shape, logit.shape
-    (torch.Size([2, 30, 4]), torch.Size([2, 30]))
+    >>> z.shape, logit.shape  # 4 learned numbers, then 2 weighted values of each column
+    (torch.Size([2, 30, 14]), torch.Size([2, 30]))
     """
 
     def __init__(self, hidden: int = 16, row_width: int = 64, embed_dim: int = 32,
                  heads: int = 4, pool_seeds: int = 8, row_points: int = 32,
                  neighbours: int = 10, metric_dim: int = 16, reference_rows: int = 1024,
-                 context_rows: int = 4096, chunk_cells: int = 1 << 19) -> None:
+                 raw_columns: int = 64, context_rows: int = 4096,
+                 chunk_cells: int = 1 << 19) -> None:
         super().__init__()
         if min(hidden, row_width, embed_dim, heads, pool_seeds, row_points, neighbours,
-               metric_dim) < 1 or min(context_rows, reference_rows) < 16 or chunk_cells < 1024:
+               metric_dim) < 1 or raw_columns < 0 or min(context_rows, reference_rows) < 16 or chunk_cells < 1024:
             raise UmetaError("table encoder widths and counts must be positive, context_rows "
                              ">= 16 and chunk_cells >= 1024")
         self.out_dim = embed_dim
@@ -391,6 +399,8 @@ class TableEncoder(nn.Module):
         self.across_rows_2 = InducedSetBlock(row_width, heads, row_points)
         self.neighbours_2 = NeighbourBlock(row_width, neighbours, metric_dim, reference_rows)
         self.embed_head = nn.Sequential(nn.LayerNorm(row_width), nn.Linear(row_width, embed_dim))
+        self.raw_columns = int(raw_columns)
+        self.column_weight = nn.Linear(hidden, 2)
         self.score_head = nn.Sequential(nn.LayerNorm(row_width), nn.Linear(row_width, row_width),
                                         nn.GELU(), nn.Linear(row_width, 1))
 
@@ -410,7 +420,8 @@ class TableEncoder(nn.Module):
                 return ctx.summaries[-1]
             return next(summaries)
 
-        cells = self.cell_embed(cell_features(x, ctx.stats))
+        features = cell_features(x, ctx.stats)
+        cells = self.cell_embed(features)
         columns = summary(self.column, cells)
         cells = self.column.apply(cells, columns)
         h = self.to_row(self.pool(cells, columns))
@@ -422,7 +433,22 @@ class TableEncoder(nn.Module):
                 ctx.summaries.append(state)
             else:
                 h = neighbour_block.rows(h, next(summaries))
-        return self.embed_head(h), self.score_head(h)[..., 0], ctx
+        z = self.embed_head(h)
+        if self.raw_columns:
+            z = torch.cat([z, self._weighted_values(features, columns)], -1)
+        return z, self.score_head(h)[..., 0], ctx
+
+    def _weighted_values(self, features: Tensor, columns: Tensor) -> Tensor:
+        """The rows' own values, weighted per column (B, N, 2 * min(D, raw_columns)): each
+        column's clipped robust z-score and normal score times a learned weight of the column's
+        summary (which columns matter, and how much); only the ``raw_columns`` columns of the
+        largest weights when there are more."""
+        weights = F.softplus(self.column_weight(columns))  # (B, 1, D, 2)
+        values = features[..., 1:3] * weights  # (B, N, D, 2)
+        if values.shape[2] > self.raw_columns:
+            keep = weights.sum(-1)[:, 0].topk(self.raw_columns, dim=-1).indices  # (B, m)
+            values = values.gather(2, keep[:, None, :, None].expand(*values.shape[:2], -1, 2))
+        return values.flatten(2)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Every row of each table is context: x (B, N, D) -> (embeddings (B, N, e), outlier
