@@ -90,6 +90,7 @@ def main() -> None:
     parser.add_argument("--no-speed", action="store_true")
     parser.add_argument("--threads", type=int, default=1,
                         help="CPU threads of torch (B8 runs its methods with 1)")
+    parser.add_argument("--note", help="what the checkpoint is, for the record")
     parser.add_argument("--seed", type=int, default=CHECK_SEED)
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
@@ -102,7 +103,8 @@ def main() -> None:
         rows += synthetic_rows(learner, args.tables, args.seed)
     write_results(args.out, "tables-check", rows, device=device,
                   wall_s=time.perf_counter() - start, seed=args.seed,
-                  checkpoint=args.checkpoint, threads=torch.get_num_threads())
+                  checkpoint=args.checkpoint, threads=torch.get_num_threads(),
+                  **({"note": args.note} if args.note else {}))
     print(f"wrote {args.out}")
 
 
