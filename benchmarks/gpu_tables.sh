@@ -8,18 +8,18 @@
 # against k-means / GMM and IsolationForest / k-NN (benchmarks/tables_check.py).
 # STEPS=auto first times 60 steps and sets the steps that fill TRAIN_S, so that the cosine
 # schedule ends with the time (run.time_limit_s stops the run at TRAIN_S in any case).
-# Usage: OUT=dir UMETA_SHARED_DATA=dir [TRAIN_S=330] [STEPS=auto] bash benchmarks/gpu_tables.sh
+# Usage: OUT=dir UMETA_SHARED_DATA=dir [TRAIN_S=300] [STEPS=auto] bash benchmarks/gpu_tables.sh
 # (a CPU smoke test: DEVICE=cpu TRAIN_SET="--set optim.meta_batch=4 ..." TRAIN_S=20 CHECK_TABLES=2)
 # Writes: $OUT/builtin-tables.safetensors (+ .sha256), $OUT/tables_gpu_metrics.jsonl,
 # $OUT/tables_gpu_probe_metrics.jsonl, $OUT/tables_check_gpu.json, $OUT/tables_gpu_train.log
 set -u
 OUT=${OUT:?set OUT}
 DATA=${UMETA_SHARED_DATA:?set UMETA_SHARED_DATA}
-TRAIN_S=${TRAIN_S:-330}
+TRAIN_S=${TRAIN_S:-300}
 STEPS=${STEPS:-auto}
 DEVICE=${DEVICE:-cuda}
 TRAIN_SET=${TRAIN_SET:-}
-CHECK_TABLES=${CHECK_TABLES:-20}
+CHECK_TABLES=${CHECK_TABLES:-12}
 RUN=runs/tables_gpu
 export PYTHONPATH=src PYTHONUNBUFFERED=1 UMETA_CACHE=$OUT/cache
 mkdir -p "$OUT" "$UMETA_CACHE/table-exclusions"
