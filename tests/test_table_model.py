@@ -489,3 +489,18 @@ def test_b8_takes_near_copy_outcomes_from_an_exclusion_record(table_root, tmp_pa
     found = b8_tables.excluded_tables(["pmlb/renamed"], ["pmlb/alpha", "pmlb/beta"], table_root,
                                       [record])
     assert list(found) == ["pmlb/alpha"]
+
+
+def test_clustering_a_long_table_fits_on_a_sample_and_labels_every_row():
+    from umeta.adapt.cluster import cluster_dataset
+
+    x, y = blobs(3000, 3, 4, seed=11)
+    sampled = cluster_dataset(None, x, 3, fit_rows=500, seed=0)
+    assert sampled.labels.shape == (3000,) and ari(y, sampled.labels.numpy()) > 0.99
+    feats = torch.as_tensor(x, dtype=torch.float32)
+    nearest = torch.cdist(feats, sampled.centers.float()).argmin(1)
+    assert torch.equal(sampled.labels, nearest)
+    inertia = (feats - sampled.centers[sampled.labels]).square().sum()
+    assert float(sampled.inertia) == pytest.approx(float(inertia), rel=1e-4)
+    full = cluster_dataset(None, x, 3, seed=0)
+    assert ari(full.labels.numpy(), sampled.labels.numpy()) > 0.99
