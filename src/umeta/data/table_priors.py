@@ -9,7 +9,9 @@ columns in many forms:
    nearly balanced, others with clusters 20x smaller than the largest); centres in an
    ``L``-dimensional latent space (``L`` of 1 .. 8) at a random separation; each cluster a
    random rotation and per-axis scales, and a shape: a Gaussian blob, a shell (a ring in 2-D),
-   or a curved arc (moons), with Gaussian or heavy-tailed (log-normal scale mixture) noise.
+   or a curved arc (moons), with Gaussian or heavy-tailed (log-normal scale mixture) noise. In a
+   quarter of the tables with such shapes, every cluster is a shell around one centre (nested
+   rings).
 2. **Outliers** (in a share of the tables, 1 .. 15 % of the rows, label -1): *global*
    (uniform in an inflated box around the latent data), *local* (a cluster's own distribution
    with its spread inflated 2.5 .. 6x), *clustered* (a small tight group at a new place) and
@@ -136,6 +138,11 @@ def _latent_points(gen, t, n, k, latent, device):
                     1).view(t, MAX_CLUSTERS)
     point_shape = shape.gather(1, y)  # (T, N)
     radius = _uniform(gen, (t, MAX_CLUSTERS), 1.5, 3.0, device).gather(1, y)[..., None]
+    # nested tables: every cluster a shell around cluster 0's centre, radii 1, 2.6, 4.2, ...
+    nested = (torch.rand(t, 1, generator=gen, device=device) < 0.25) & (nonconvex > 0)
+    point_shape = torch.where(nested, torch.ones_like(point_shape), point_shape)
+    radius = torch.where(nested[..., None], 1.0 + 1.6 * y[..., None].float(), radius)
+    owner = torch.where(nested, torch.zeros_like(y), y)  # whose centre, map and scale
     direction = e / (e.norm(dim=-1, keepdim=True) + 1e-6)
     shell = radius * direction + 0.15 * e
     u = _uniform(gen, (t, n, 1), -1.0, 1.0, device)
@@ -145,10 +152,11 @@ def _latent_points(gen, t, n, k, latent, device):
     b = 1.5 * b / (b.norm(dim=-1, keepdim=True) + 1e-6)
     take = y[..., None].expand(t, n, MAX_LATENT)
     arc = a.gather(1, take) * u + b.gather(1, take) * (u * u - 1 / 3) + 0.15 * e
+    take = owner[..., None].expand(t, n, MAX_LATENT)
     local = torch.where(point_shape[..., None] == 1, shell,
                         torch.where(point_shape[..., None] == 2, arc, e))
-    cluster_maps = maps.gather(1, y[..., None, None].expand(t, n, MAX_LATENT, MAX_LATENT))
-    offset = (cluster_maps @ local[..., None])[..., 0] * scale.gather(1, y)[..., None]
+    cluster_maps = maps.gather(1, owner[..., None, None].expand(t, n, MAX_LATENT, MAX_LATENT))
+    offset = (cluster_maps @ local[..., None])[..., 0] * scale.gather(1, owner)[..., None]
     z = (centers.gather(1, take) + offset) * axes[:, None]
     return y, z, centers, maps, scale, axes
 
