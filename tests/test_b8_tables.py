@@ -260,17 +260,10 @@ def test_full_run_with_a_method_refuses_its_near_copies(root, tmp_path, monkeypa
 def test_full_run_with_the_table_model(root, tmp_path, monkeypatch):
     """The harness runs umeta.table_method:load (a tiny table model of the synthetic prior) on
     every table, and records its (empty) list of training tables."""
-    from umeta.config import TrainConfig
+    from conftest import table_config
     from umeta.train import train
 
-    cfg = TrainConfig()
-    cfg.data.dataset = "table-priors"
-    cfg.model.backbone, cfg.model.hidden = "table_encoder", 8
-    cfg.model.options = {"row_width": 16, "embed_dim": 8, "heads": 2, "row_points": 8}
-    cfg.learner.name, cfg.tasks.builder = "table", "tables"
-    cfg.tasks.options = {"real_share": 0.0, "min_rows": 64, "max_rows": 96, "max_columns": 5}
-    cfg.optim.steps, cfg.optim.meta_batch = 3, 4
-    cfg.run.run_dir, cfg.run.device = str(tmp_path / "run"), "cpu"
+    cfg = table_config(tmp_path / "run", steps=3)
     checkpoint = train(cfg, progress=False).run_dir / "checkpoints" / "last.safetensors"
     monkeypatch.setattr(b8_tables, "SPEED_SHAPES", ((500, 5),))
     out = tmp_path / "b8.json"

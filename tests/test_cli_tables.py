@@ -9,22 +9,15 @@ import sys
 import numpy as np
 import pytest
 
+from conftest import table_config
 from umeta.cli import main
-from umeta.config import TrainConfig
 from umeta.train import train
 
 
 @pytest.fixture(scope="module")
 def table_model(tmp_path_factory):
     """A tiny table model trained for a few steps on the synthetic prior."""
-    cfg = TrainConfig()
-    cfg.data.dataset = "table-priors"
-    cfg.model.backbone, cfg.model.hidden = "table_encoder", 8
-    cfg.model.options = {"row_width": 16, "embed_dim": 8, "heads": 2, "row_points": 8}
-    cfg.learner.name, cfg.tasks.builder = "table", "tables"
-    cfg.tasks.options = {"real_share": 0.0, "min_rows": 64, "max_rows": 96, "max_columns": 5}
-    cfg.optim.steps, cfg.optim.meta_batch = 5, 4
-    cfg.run.run_dir, cfg.run.device = str(tmp_path_factory.mktemp("tables") / "run"), "cpu"
+    cfg = table_config(tmp_path_factory.mktemp("tables") / "run")
     return str(train(cfg, progress=False).run_dir / "checkpoints" / "last.safetensors")
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, table_config
 from umeta.build import export_learner, load_learner
 from umeta.config import TrainConfig
 from umeta.data import table_sets
@@ -312,17 +312,11 @@ def test_outlier_loss_is_balanced():
     assert outlier_loss(logit, flags).item() == pytest.approx(expected.item())
 
 
-def table_config(tmp_path, steps=60, **options) -> TrainConfig:
-    cfg = TrainConfig()
-    cfg.data.dataset = "table-priors"
-    cfg.model.backbone, cfg.model.hidden = "table_encoder", 8
-    cfg.model.options = {"row_width": 16, "embed_dim": 8, "heads": 2, "row_points": 8}
-    cfg.learner.name = "table"
-    cfg.tasks.builder = "tables"
-    cfg.tasks.options = {"real_share": 0.0, "min_rows": 64, "max_rows": 128, "min_columns": 2,
-                         "max_columns": 6, **options}
-    cfg.optim.steps, cfg.optim.meta_batch, cfg.optim.lr = steps, 8, 3e-3
-    cfg.run.run_dir, cfg.run.device, cfg.run.log_every = str(tmp_path / "run"), "cpu", 20
+def small_table_config(tmp_path, steps=60, **options) -> TrainConfig:
+    cfg = table_config(tmp_path / "run", steps=steps, meta_batch=8, max_rows=128,
+                       max_columns=6, **options)
+    cfg.model.options["embed_dim"] = 8
+    cfg.optim.lr, cfg.run.log_every = 3e-3, 20
     return cfg
 
 
@@ -330,7 +324,7 @@ def table_config(tmp_path, steps=60, **options) -> TrainConfig:
 def trained(tmp_path_factory):
     """A tiny table model trained by `umeta.train.train` on the synthetic prior."""
     torch.manual_seed(0)
-    result = train(table_config(tmp_path_factory.mktemp("tables")), progress=False)
+    result = train(small_table_config(tmp_path_factory.mktemp("tables")), progress=False)
     return result
 
 
@@ -365,7 +359,7 @@ def test_table_learner_refuses_image_backbones_and_episodes():
 
 
 def test_training_on_tables_refuses_image_pairings(tmp_path):
-    cfg = table_config(tmp_path)
+    cfg = small_table_config(tmp_path)
     cfg.tasks.builder = "psco"
     from umeta.train import check_config
 
