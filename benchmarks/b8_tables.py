@@ -47,6 +47,7 @@ from threadpoolctl import threadpool_limits
 
 import table_baselines
 from umeta.data.table_copies import find_near_copies, source_name
+from umeta.data.table_sets import near_copies_of
 from umeta.data.tables import Table, list_tables, load_table
 from umeta.errors import UmetaError
 from umeta.metrics import auroc, average_precision, clustering_scores, mean_ci95
@@ -136,9 +137,13 @@ def read_training_tables(path: str | None, method) -> list[str]:
     return list(doc["training_tables"] if isinstance(doc, dict) else doc)
 
 
-def excluded_tables(training: Sequence[str], evaluation: Sequence[str], root
-                    ) -> dict[str, list[dict]]:
+def excluded_tables(training: Sequence[str], evaluation: Sequence[str], root,
+                    records: Sequence[dict] = ()) -> dict[str, list[dict]]:
     """Evaluation keys that a training table contains or near-copies, with the evidence.
+
+    ``records`` are exclusion records (`umeta.data.table_sets`): a pair's outcome is taken from
+    one only where both tables have the name and content hash it records; every other pair is
+    compared here.
 
     Raises
     ------
@@ -156,9 +161,10 @@ def excluded_tables(training: Sequence[str], evaluation: Sequence[str], root
                              ) from None
     eval_tables = [load_table(k, root) for k in evaluation]
     found: dict[str, list[dict]] = {}
-    for hit in find_near_copies(train_tables, eval_tables):
-        found.setdefault(hit.b, []).append(hit.as_dict())
-    return found
+    for hits in near_copies_of(train_tables, eval_tables, records=records).values():
+        for hit in hits:
+            found.setdefault(hit["b"], []).append(hit)
+    return dict(sorted(found.items()))
 
 
 # ----------------------------------------------------------------------------- running
@@ -303,6 +309,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--method-option", action="append", default=[])
     parser.add_argument("--training-tables", help="JSON list or checkpoint of the method's "
                                                   "training tables")
+    parser.add_argument("--copies-record", action="append", default=[],
+                        help="an exclusion record (benchmarks/tables_exclusion.py): near-copy "
+                             "outcomes of table pairs, used where both tables' names and "
+                             "content hashes match it (the rest are compared)")
     parser.add_argument("--threads", type=int, default=1, help="BLAS/OpenMP threads")
     parser.add_argument("--device", default="cpu",
                         help="the device the method runs on, for the record (pass it to the "
@@ -327,7 +337,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     training, excluded = None, {}
     if method is not None:
         training = read_training_tables(args.training_tables, method)
-        excluded = excluded_tables(training, keys["clustering"] + keys["anomaly"], root)
+        records = [json.loads(Path(p).read_text()) for p in args.copies_record]
+        excluded = excluded_tables(training, keys["clustering"] + keys["anomaly"], root, records)
         for key, why in excluded.items():
             print(f"{method_name} may not report {key}: near-copy of "
                   f"{', '.join(w['a'] for w in why)}")
@@ -388,7 +399,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                              "protocol": protocol, "threads": args.threads}
     if method is not None:
         extra.update(method=args.method, method_options=args.method_option,
-                     training_tables=training,
+                     training_tables=training, copies_records=args.copies_record,
                      excluded={k: v for k, v in sorted(excluded.items())},
                      source_names={k: source_name(k) for k in training})
     extra["per_table"] = per_table_rows

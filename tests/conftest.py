@@ -35,3 +35,20 @@ def tiny_images() -> ImageSet:
     labels = torch.arange(12).repeat_interleave(8)
     return ImageSet(images, labels, [f"c{i:02d}" for i in range(12)],
                     [f"g{i // 4}" for i in range(12)], "tiny")
+
+
+def table_config(run_dir, steps: int = 5, meta_batch: int = 4, **task_options):
+    """The config of a tiny table model (table encoder 8 / 16 wide) trained on the synthetic
+    prior alone, on the CPU, in ``run_dir``."""
+    from umeta.config import TrainConfig
+
+    cfg = TrainConfig()
+    cfg.data.dataset = "table-priors"
+    cfg.model.backbone, cfg.model.hidden = "table_encoder", 8
+    cfg.model.options = {"row_width": 16, "embed_dim": 8, "heads": 2, "row_points": 8}
+    cfg.learner.name, cfg.tasks.builder = "table", "tables"
+    cfg.tasks.options = {"real_share": 0.0, "min_rows": 64, "max_rows": 96, "max_columns": 5,
+                         **task_options}
+    cfg.optim.steps, cfg.optim.meta_batch = steps, meta_batch
+    cfg.run.run_dir, cfg.run.device = str(run_dir), "cpu"
+    return cfg

@@ -25,7 +25,7 @@ LAYERS = [
     ["umeta.build"],
     ["umeta.evaluate", "umeta.train", "umeta.robustness"],
     ["umeta.adapt"],
-    ["umeta.estimators", "umeta.pretrained", "umeta.segmenter"],
+    ["umeta.estimators", "umeta.pretrained", "umeta.segmenter", "umeta.table_method"],
     ["umeta.mainjob", "umeta.compare"],
     ["umeta.cli", "umeta.__main__"],
 ]
@@ -91,7 +91,11 @@ def test_modules_import_each_other_without_cycles():
                                     "umeta.segmenter", "umeta.adapt.segment", "umeta.metrics",
                                     "umeta.tasks.mosaic", "umeta.learners.segment",
                                     "umeta.models.dense", "umeta.label_maps",
-                                    "umeta.data.textures"])
+                                    "umeta.data.textures",
+                                    "umeta.data.table_priors", "umeta.data.table_sets",
+                                    "umeta.data.table_input", "umeta.tasks.tables",
+                                    "umeta.models.table_encoder", "umeta.learners.table",
+                                    "umeta.adapt.embed", "umeta.table_method"])
 def test_docstring_examples_run(module, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)

@@ -255,3 +255,26 @@ def test_full_run_with_a_method_refuses_its_near_copies(root, tmp_path, monkeypa
     with pytest.raises(UmetaError, match="must look like package.module:factory"):
         b8_tables.main(["--data-dir", str(root), "--method", "dummy_method", "--out",
                         str(out)])
+
+
+def test_full_run_with_the_table_model(root, tmp_path, monkeypatch):
+    """The harness runs umeta.table_method:load (a tiny table model of the synthetic prior) on
+    every table, and records its (empty) list of training tables."""
+    from conftest import table_config
+    from umeta.train import train
+
+    cfg = table_config(tmp_path / "run", steps=3)
+    checkpoint = train(cfg, progress=False).run_dir / "checkpoints" / "last.safetensors"
+    monkeypatch.setattr(b8_tables, "SPEED_SHAPES", ((500, 5),))
+    out = tmp_path / "b8.json"
+    b8_tables.main(["--data-dir", str(root), "--method", "umeta.table_method:load",
+                    "--method-option", f"checkpoint={checkpoint}", "--baselines",
+                    "kmeans,iforest", "--out", str(out)])
+    doc = json.loads(out.read_text())
+    assert doc["training_tables"] == [] and doc["excluded"] == {}
+    per_table = [r for r in doc["per_table"] if r["method"] == "umeta-tables"]
+    assert {r["setting"] for r in per_table} == set(doc["protocol"]["clustering"]["tables"]
+                                                   + doc["protocol"]["anomaly"]["tables"])
+    assert not any("failed" in r.get("note", "") for r in per_table)
+    assert ("umeta-tables", "rows_per_s", "score 500x5") in {
+        (r["method"], r["metric"], r["setting"]) for r in doc["results"]}

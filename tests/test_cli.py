@@ -149,7 +149,7 @@ def test_cluster_with_label_free_fine_tuning(checkpoint, image_folder, tmp_path)
     (["train", "--backbone", "resnet99", "--steps", "1"], "unknown backbone 'resnet99'"),
     (["train", "--learner", "mamlx", "--steps", "1"], "unknown learner 'mamlx'"),
     (["train", "--tasks", "umtraa", "--steps", "1"],
-     "unknown task builder 'umtraa'; choose one of: cactus, labelled, mosaic, psco, umtra"),
+     "unknown task builder 'umtraa'; choose one of: cactus, labelled, mosaic, psco, tables, umtra"),
     (["train", "--n-way", "5000", "--steps", "1"], "n_way=5000 is larger than"),
     (["train", "--k-shot", "15", "--steps", "1"], "k_shot + q_query"),
     (["train", "--set", "optim.lrr=1"], "unknown key optim.lrr"),
@@ -418,8 +418,8 @@ def test_train_and_eval_on_your_own_image_folder(class_folder, tmp_path):
 def test_help_shows_defaults_and_choices_and_every_command_has_a_description():
     train = umeta("train", "--help").stdout
     assert "sets optim.lr (default: 0.001)" in train
-    assert "(one of: maml, pixelproto, protonet, psco)" in " ".join(train.split())
-    assert "(one of: cactus, labelled, mosaic, psco, umtra)" in " ".join(train.split())
+    assert "(one of: maml, pixelproto, protonet, psco, table)" in " ".join(train.split())
+    assert "(one of: cactus, labelled, mosaic, psco, tables, umtra)" in " ".join(train.split())
     cluster = " ".join(umeta("cluster", "--help").stdout.split())
     assert "--seed SEED seed of k-means and fine-tuning (default: 0)" in cluster
     assert "{none,soft,balanced}" in cluster

@@ -432,9 +432,9 @@ def test_psco_queue_smaller_than_the_batch_is_a_clear_error(tiny_images):
 
 def test_factory_errors_name_the_problem(tiny_images):
     images = tiny_images.unlabeled()
-    assert TASK_BUILDERS.names() == ["cactus", "labelled", "mosaic", "psco", "umtra"]
+    assert TASK_BUILDERS.names() == ["cactus", "labelled", "mosaic", "psco", "tables", "umtra"]
     with pytest.raises(UmetaError, match="unknown task builder 'umtr'; choose one of: cactus, "
-                                         "labelled, mosaic, psco, umtra"):
+                                         "labelled, mosaic, psco, tables, umtra"):
         build_task_source("umtr", images, 5, 1, 1)
     with pytest.raises(UmetaError, match="task builder 'umtra' has no option 'augment'"):
         build_task_source("umtra", images, 5, 1, 1, augment=Augment())

@@ -83,9 +83,10 @@ def check_pairing(cfg: TrainConfig) -> None:
             f"learner and vice versa)")
 
 
-def build_task_source(cfg: TrainConfig, data: ImageSet, device: torch.device, *,
+def build_task_source(cfg: TrainConfig, data, device: torch.device, *,
                       progress: bool = False) -> TaskSource:
-    """The task source of ``cfg`` over ``data`` (on ``device``).
+    """The task source of ``cfg`` over ``data`` (an `ImageSet` or, for tables, a
+    `umeta.data.table_sets.TableCollection`), on ``device``.
 
     Label-free builders are handed ``data.unlabeled()`` (images only); the labelled sampler
     the image set. A builder that takes ``embeddings`` (CACTUs) gets those of the training images
@@ -103,7 +104,7 @@ def build_task_source(cfg: TrainConfig, data: ImageSet, device: torch.device, *,
                                                     progress=progress)
     if source_cls.label_free:
         provided["images"] = data.unlabeled()
-    elif data.num_classes == 0:
+    elif isinstance(data, ImageSet) and data.num_classes == 0:
         raise UmetaError(f"tasks.builder {t.builder!r} draws labelled episodes, but {data.name} "
                          f"has no labels (an image folder without class subfolders); use a "
                          f"label-free builder (--tasks umtra or psco), or put the images in one "
@@ -193,8 +194,9 @@ def export_learner(checkpoint: str | Path, out: str | Path, *, half: bool = True
             if not k.startswith(learner.training_only_state)}
     if half:
         keep = {k: v.half() if v.is_floating_point() else v for k, v in keep.items()}
-    progress = {k: meta["progress"][k] for k in ("step", "image_shape", "data", "train_s")
-                if k in meta["progress"]}
+    progress = {k: meta["progress"][k] for k in ("step", "image_shape", "data", "train_s",
+                                                 "training_tables", "exclude",
+                                                 "excluded_tables") if k in meta["progress"]}
     extra = {"exported": True, "exported_from": Path(checkpoint).name,
              "dtype": "float16" if half else "float32"}
     return save_model(out, keep, meta["config"], progress, extra)

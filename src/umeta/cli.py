@@ -615,12 +615,15 @@ def _inputs(path: str, args: argparse.Namespace, label_column: str | None = None
     """(data, inputs, learner): the user's data at ``path`` (on the CPU), its inputs for the
     model (images converted to its input: grayscale, size, polarity, with a note on stderr)
     and the model (``learner``, else chosen by :func:`_model`)."""
+    from umeta.adapt.embed import is_table_model
     from umeta.data.convert import convert_images
     from umeta.data.user import data_kind, image_folder_sizes, load_user_data
 
     kind = kind or data_kind(path)
     if learner is None:
         learner = _model(args, kind)
+    if is_table_model(learner):
+        return _table_inputs(path, args, label_column, learner, kind)
     size = None
     if learner is not None and kind == "images" and Path(path).is_dir() \
             and len(image_folder_sizes(path)) > 1:
@@ -639,6 +642,21 @@ def _inputs(path: str, args: argparse.Namespace, label_column: str | None = None
     return data, x, learner
 
 
+def _table_inputs(path: str, args: argparse.Namespace, label_column: str | None, learner,
+                  kind: str):
+    """(data, table (N, D) with NaN for missing values, learner) of a table for a table model
+    (`umeta.data.table_input.read_user_table`: header detected, categories as codes)."""
+    from umeta.data.table_input import as_user_data, read_user_table
+
+    if kind == "images":
+        raise UmetaError(f"{path!r} holds images, but the model reads tables; give a table (CSV, "
+                         f"TSV, npz with X (N, D), Parquet) or an image model's --checkpoint")
+    if args.invert is not None:
+        raise UmetaError("--invert / --no-invert are for images; the data are a table")
+    data = as_user_data(read_user_table(path, label_column=label_column))
+    return data, data.x, learner
+
+
 def _report_scores(data, labels) -> None:
     if data.y is None:
         return
@@ -647,6 +665,29 @@ def _report_scores(data, labels) -> None:
     s = clustering_scores(data.y.numpy(), labels)
     print(f"against the labels in {data.source}: clustering accuracy "
           f"{100 * s['clustering_accuracy']:.2f}%, NMI {s['nmi']:.3f}, ARI {s['ari']:.3f}")
+
+
+def _normalize(learner) -> bool:
+    """Whether the verbs L2-normalise the model's embeddings: yes for image models (their
+    embeddings are compared by angle), no for a table model and for raw features."""
+    from umeta.adapt.embed import is_table_model
+
+    return learner is not None and not is_table_model(learner)
+
+
+def _comparable(x, table: bool):
+    """The inputs as rows of numbers the embedding's quality is measured against: flattened;
+    for a ``table`` (a table model's input), missing values set to their column's median and
+    each column scaled to unit variance (its units are arbitrary)."""
+    import torch
+
+    x = x.flatten(1)
+    if not table:
+        return x
+    x = x.double()
+    x = torch.where(torch.isnan(x), torch.nanmedian(x, 0).values.nan_to_num(), x)
+    std = x.std(0)
+    return (x - x.mean(0)) / torch.where(std > 0, std, torch.ones_like(std))
 
 
 def _adapt_out(args: argparse.Namespace, *inputs) -> Path:
@@ -665,7 +706,7 @@ def _fit_clusters(args: argparse.Namespace):
     data, x, learner = _inputs(args.data, args, args.label_column)
     extra = {} if args.k_range is None else {"k_range": tuple(args.k_range)}
     model = MetaClusterer(learner, args.n_clusters, refine=args.refine,
-                          normalize=learner is not None, finetune_steps=args.finetune_steps,
+                          normalize=_normalize(learner), finetune_steps=args.finetune_steps,
                           finetune_lr=args.finetune_lr, random_state=args.seed,
                           progress=not args.no_progress, **extra).fit(x)
     space = ("raw features" if learner is None else "meta-learned features" if not
@@ -818,10 +859,11 @@ def cmd_embed(args: argparse.Namespace) -> int:
 
     out = _adapt_out(args)
     data, x, learner = _inputs(args.data, args, args.label_column)
-    points = MetaEmbedder(learner, args.dim, normalize=learner is not None,
+    points = MetaEmbedder(learner, args.dim, normalize=_normalize(learner),
                           progress=not args.no_progress).fit_transform(x)
     write_table(out, data.ids, {"e": points})
-    quality = embedding_quality(x.flatten(1), points, k=max(1, min(10, (len(x) - 1) // 2)))
+    quality = embedding_quality(_comparable(x, not _normalize(learner) and learner is not None),
+                                points, k=max(1, min(10, (len(x) - 1) // 2)))
     print(f"embedded {len(x)} samples of {data.source} in {args.dim} dimensions; wrote {out}")
     print("quality against the input: " + ", ".join(f"{k} {v:.3f}" for k, v in quality.items()))
     return 0
@@ -871,7 +913,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
     target = None if data.class_names is None else anomaly_class(data.class_names,
                                                                  args.anomaly_class)
     detector = MetaAnomalyDetector(learner, args.method, contamination=args.contamination,
-                                   normalize=learner is not None, random_state=args.seed,
+                                   normalize=_normalize(learner), random_state=args.seed,
                                    progress=not args.no_progress)
     if args.normal:
         _, normal, _ = _inputs(args.normal, args, learner=learner)

@@ -16,9 +16,10 @@ from umeta.errors import UmetaError
 
 @dataclass
 class DataConfig:
-    """Which images to meta-train and evaluate on."""
+    """Which data to meta-train and evaluate on: images, or tables."""
 
-    #: "omniglot", "glyphs" (built in, offline) or the path of a folder of images
+    #: "omniglot", "glyphs" (built in, offline), the path of a folder of images, "tables" (real
+    #: tables and synthetic priors) or "table-priors" (synthetic tables only, offline)
     dataset: str = "glyphs"
     split: str = "vinyals"  #: Omniglot split: "vinyals" or "background-evaluation"
     image_size: int = 28  #: side of the (square) images; an image folder is resized to it
@@ -28,6 +29,12 @@ class DataConfig:
     #: classes a supervised run trains on: "train", or "trainval" (train + val, as Snell et al.
     #: and Finn et al. train their final Omniglot models; there is then nothing to validate on)
     train_part: str = "train"
+    #: tables (data.dataset "tables"): the collections of the shared data folder (data_dir, else
+    #: $UMETA_SHARED_DATA) whose tables tasks are drawn from
+    collections: list = field(default_factory=lambda: ["pmlb", "clustering-data-v1"])
+    #: tables: keys (pmlb/iris) or files of tables that training must never see; they and their
+    #: near-copies are left out (`umeta.data.table_sets`)
+    exclude: list = field(default_factory=list)
 
 
 @dataclass
@@ -148,8 +155,12 @@ def _set_field(section: Any, section_name: str, key: str, value: Any) -> None:
     default = getattr(type(section)(), key)
     if default is not None and not isinstance(default, dict) and value is not None:
         kind = type(default)
+        if kind is list and isinstance(value, str):  # a comma-separated list from the command line
+            value = [item.strip() for item in value.split(",") if item.strip()]
         try:
             if kind is bool and not isinstance(value, bool):
+                raise TypeError
+            if kind is list and not isinstance(value, (list, tuple)):
                 raise TypeError
             value = kind(value) if kind is not bool else value
         except (TypeError, ValueError):

@@ -8,8 +8,20 @@ Parameter limits are declared once, in the tool's module, and checked on entry t
 Each takes ``learner``: a :class:`~umeta.learners.Learner`, the path of a checkpoint,
 ``"builtin"``, or None to use the input features as they are (then the estimators are classical
 baselines: k-means++, PCA, k-NN / prototype distance). Inputs are 2-D arrays (N, D) or image
-arrays (N, H, W) / (N, C, H, W), NumPy or torch; with a learner they are shaped to its image
-shape ``input_shape_`` and uint8 images are scaled to [0, 1]. Outputs are NumPy arrays.
+arrays (N, H, W) / (N, C, H, W), NumPy or torch; with an image learner they are shaped to its
+image shape ``input_shape_`` and uint8 images are scaled to [0, 1]. Outputs are NumPy arrays.
+
+**Tables.** With a table model (`umeta.learners.TableLearner`; ``"builtin"`` picks the built-in
+table model for a 2-D float array, the image model otherwise), ``X`` is one table (N, D) of any
+scale, NaN marking missing values (category codes are numbers like any other). ``fit`` encodes
+the whole table (the model's context: the table, or a seeded sample of its rows when it is
+long, see `umeta.models.table_encoder`) and keeps it as ``context_``; ``predict``,
+``transform`` and ``score_samples`` encode new rows of the same columns against that context.
+`MetaClusterer` runs k-means on the model's row embeddings (fitted on a seeded sample of
+`TABLE_FIT_ROWS` rows of a longer table, every row then taking its nearest centre),
+`MetaEmbedder` PCA on them, and
+`MetaAnomalyDetector` scores rows by the model's outlier logit (``method`` and
+``n_neighbors`` are not used).
 """
 
 from __future__ import annotations
@@ -29,7 +41,8 @@ from torch import Tensor, nn
 
 from umeta.adapt.anomaly import ANOMALY_LIMITS, NormalProfile, fit_normal
 from umeta.adapt.cluster import CLUSTER_DATASET_LIMITS, cluster_dataset, search_range
-from umeta.adapt.embed import EMBED_LIMITS, as_images, embed_dataset, embed_inputs
+from umeta.adapt.embed import (EMBED_LIMITS, as_images, embed_dataset, embed_inputs,
+                               is_table_model, table_inputs)
 from umeta.adapt.explain import assignment_confidence, prototype_indices
 from umeta.adapt.finetune import check_finetune_args, finetune
 from umeta.errors import UmetaError
@@ -37,6 +50,11 @@ from umeta.numeric.clustering import nearest_center
 from umeta.numeric.pca import PCA
 from umeta.numeric.random import check_seed
 from umeta.params import ParamError, check_params, renamed_params
+
+
+#: With a table model, k-means runs on a seeded sample of this many rows of a longer table
+#: (every row then takes its nearest centre), as the classical baselines of B8 do.
+TABLE_FIT_ROWS = 20_000
 
 
 class _MetaEstimator(BaseEstimator):
@@ -48,7 +66,9 @@ class _MetaEstimator(BaseEstimator):
     def _check_params(self) -> None:
         check_params(self.get_params(deep=False), self._limits)
 
-    def _resolve_learner(self) -> tuple[nn.Module | None, torch.device]:
+    def _resolve_learner(self, table: bool) -> tuple[nn.Module | None, torch.device]:
+        """The learner and device; ``table``: X is a 2-D float array (``"builtin"`` then means
+        the built-in table model)."""
         if self.learner is None:
             return None, torch.device(self.device or "cpu")
         if isinstance(self.learner, (str, os.PathLike)):
@@ -57,7 +77,7 @@ class _MetaEstimator(BaseEstimator):
 
             device = torch.device(self.device or ("cuda" if torch.cuda.is_available() else "cpu"))
             if self.learner == BUILTIN:
-                return load_builtin("images", device), device
+                return load_builtin("tables" if table else "images", device), device
             return load_learner(self.learner, device), device
         if not isinstance(self.learner, nn.Module):
             raise UmetaError(f"learner must be a Learner, a checkpoint path or None; got "
@@ -85,8 +105,17 @@ class _MetaEstimator(BaseEstimator):
         return (1, side, side)
 
     def _inputs(self, X: Any, *, reset: bool, min_samples: int = 1) -> Tensor:
-        """X as a tensor on ``device_``: images of ``input_shape_`` with a learner, else as
-        given; ``reset`` (in fit) also resolves the learner and records ``n_features_in_``."""
+        """X as a tensor on ``device_``: images of ``input_shape_`` with an image learner, one
+        table (N, D) with a table learner, else as given; ``reset`` (in fit) also resolves the
+        learner and records ``n_features_in_``."""
+        if reset:
+            table = False
+            if isinstance(self.learner, str) and self.learner == "builtin":
+                shaped = X if isinstance(X, Tensor) else np.asarray(X)
+                table = shaped.ndim == 2 and shaped.dtype not in (np.uint8, torch.uint8)
+            self.learner_, self.device_ = self._resolve_learner(table)
+        if is_table_model(self.learner_):
+            return self._table(X, reset=reset, min_samples=min_samples)
         if isinstance(X, Tensor):
             x = X.detach()
         else:
@@ -98,7 +127,6 @@ class _MetaEstimator(BaseEstimator):
                                  f"{array.shape}")
             x = torch.tensor(array / 255.0 if scale else array)
         if reset:
-            self.learner_, self.device_ = self._resolve_learner()
             self.input_shape_ = (None if self.learner_ is None
                                  else self._infer_shape(self.learner_, tuple(x.shape)))
         if self.learner_ is not None:
@@ -114,8 +142,36 @@ class _MetaEstimator(BaseEstimator):
             validate_data(self, x.reshape(len(x), -1).numpy(), reset=reset)
         return x.to(self.device_)
 
+    def _table(self, X: Any, *, reset: bool, min_samples: int) -> Tensor:
+        """One table (N, D) for a table learner, NaN allowed (`umeta.adapt.table_inputs`)."""
+        if not isinstance(X, Tensor):
+            try:
+                X = np.asarray(X, dtype=np.float32)
+            except (TypeError, ValueError):
+                raise UmetaError("X must be a table of numbers (rows, columns), NaN for missing "
+                                 "values; turn text columns into numbers (category codes) "
+                                 "first") from None
+        x = table_inputs(X, min_samples=min_samples)
+        if reset:
+            self.input_shape_ = None
+            self.n_features_in_ = int(x.shape[1])
+        elif x.shape[1] != self.n_features_in_:
+            raise UmetaError(f"X has {x.shape[1]} features, but {type(self).__name__} is "
+                             f"expecting {self.n_features_in_} features as input")
+        return x.to(self.device_)
+
+    def _fit_table(self, x: Tensor, seed: int = 0) -> tuple[Tensor, Tensor]:
+        """Encode the table x (a table learner's; ``seed`` draws the context rows of a long
+        one): keep ``context_``; return its rows' embeddings (N, e) and outlier logits (N,)."""
+        z, logit, self.context_ = self.learner_.encode_table(x, seed=seed)
+        return z, logit
+
     def _embed(self, x: Tensor, min_samples: int = 1) -> Tensor:
-        """The learner's embedding (N, D) of inputs from :meth:`_inputs`."""
+        """The learner's embedding (N, D) of inputs from :meth:`_inputs` (new rows of the fitted
+        table, for a table learner)."""
+        if is_table_model(self.learner_):
+            z = self.learner_.encode_rows(x, self.context_)[0]
+            return torch.nn.functional.normalize(z, dim=-1) if self.normalize else z
         return embed_inputs(self.learner_, x, normalize=self.normalize, batch_size=self.batch_size,
                             min_samples=min_samples, input_shape=self.input_shape_,
                             progress=self.progress)
@@ -245,18 +301,29 @@ class MetaClusterer(ClusterMixin, _MetaEstimator):
             check_finetune_args(self.finetune_steps, self.finetune_lr)
         data = self._inputs(X, reset=True, min_samples=2)
         seed = self._seed()
+        learner = self.learner_
+        if is_table_model(learner):
+            if self.finetune_steps:
+                raise ParamError("finetune_steps", self.finetune_steps,
+                                 "{param} fine-tunes image models; a table model reads each "
+                                 "table as it is: set {param} to 0")
+            data, learner = self._fit_table(data, seed)[0], None
         if self.finetune_steps:
             if self.learner_ is None:
                 raise ParamError("finetune_steps", self.finetune_steps,
                                  "{param} fine-tunes a meta-trained model: pass a learner (a "
                                  "checkpoint), or set {param} to 0")
-            self.learner_ = finetune(self.learner_, data, steps=self.finetune_steps,
-                                     lr=self.finetune_lr, seed=seed, progress=self.progress)
-        result = cluster_dataset(self.learner_, data, self.n_clusters, k_range=tuple(self.k_range),
+            self.learner_ = learner = finetune(self.learner_, data, steps=self.finetune_steps,
+                                               lr=self.finetune_lr, seed=seed,
+                                               progress=self.progress)
+        result = cluster_dataset(learner, data, self.n_clusters, k_range=tuple(self.k_range),
                                  normalize=self.normalize, n_init=self.n_init,
                                  max_iter=self.max_iter, tol=self.tol, refine=self.refine,
                                  seed=seed, batch_size=self.batch_size,
-                                 input_shape=self.input_shape_, progress=self.progress)
+                                 input_shape=None if learner is None else self.input_shape_,
+                                 progress=self.progress,
+                                 fit_rows=(TABLE_FIT_ROWS if is_table_model(self.learner_)
+                                           else None))
         self.labels_ = result.labels.cpu().numpy()
         self.cluster_centers_ = result.centers.cpu().numpy()
         self.n_clusters_ = result.n_clusters
@@ -346,9 +413,13 @@ class MetaEmbedder(TransformerMixin, _MetaEstimator):
         """
         self._check_params()
         data = self._inputs(X, reset=True, min_samples=2)
+        learner = self.learner_
+        if is_table_model(learner):
+            data, learner = self._fit_table(data)[0], None
         with renamed_params({"d": "n_components"}):
-            pca = embed_dataset(self.learner_, data, self.n_components, normalize=self.normalize,
-                                batch_size=self.batch_size, input_shape=self.input_shape_,
+            pca = embed_dataset(learner, data, self.n_components, normalize=self.normalize,
+                                batch_size=self.batch_size,
+                                input_shape=None if learner is None else self.input_shape_,
                                 progress=self.progress).pca
         self.components_ = pca.components.cpu().numpy()
         self.mean_ = pca.mean.cpu().numpy()
@@ -407,8 +478,10 @@ class MetaAnomalyDetector(OutlierMixin, _MetaEstimator):
     training_scores_ : ndarray of shape (n_samples,)
         ``score_samples`` of the training samples, leave-one-out for "knn": with no normal
         samples known, fit on the data itself and flag ``training_scores_ < offset_``.
-    reference_ : ndarray of shape (n_reference, n_features_out)
-        Normal embeddings ("knn") or prototypes ("prototype").
+    reference_ : ndarray of shape (n_reference, n_features_out) or None
+        Normal embeddings ("knn") or prototypes ("prototype"); None with a table model.
+    context_ : TableContext
+        With a table model only: the fitted table's context (module docstring).
     learner_, input_shape_, device_, n_features_in_ : see :class:`MetaClusterer`
 
     Examples
@@ -453,7 +526,14 @@ class MetaAnomalyDetector(OutlierMixin, _MetaEstimator):
         self
         """
         self._check_params()
-        feats = self._embed(self._inputs(X, reset=True, min_samples=2), min_samples=2)
+        data = self._inputs(X, reset=True, min_samples=2)
+        if is_table_model(self.learner_):
+            logit = self._fit_table(data, self._seed())[1]
+            self.training_scores_ = -logit.cpu().numpy().astype(np.float64)
+            self.reference_ = None
+            self.offset_ = float(np.percentile(self.training_scores_, 100.0 * self.contamination))
+            return self
+        feats = self._embed(data, min_samples=2)
         profile = fit_normal(feats, self.method, n_neighbors=self.n_neighbors,
                              n_prototypes=self.n_prototypes, seed=self._seed())
         self.training_scores_ = -profile.scores(feats, exclude_self=True).cpu().numpy().astype(
@@ -474,7 +554,10 @@ class MetaAnomalyDetector(OutlierMixin, _MetaEstimator):
         ndarray of shape (n_samples,), float64
         """
         check_is_fitted(self)
-        feats = self._embed(self._inputs(X, reset=False))
+        x = self._inputs(X, reset=False)
+        if is_table_model(self.learner_):
+            return -self.learner_.encode_rows(x, self.context_)[1].cpu().numpy().astype(np.float64)
+        feats = self._embed(x)
         reference = torch.as_tensor(self.reference_, device=feats.device, dtype=feats.dtype)
         profile = NormalProfile(reference, self.method, self.n_neighbors)
         return -profile.scores(feats).cpu().numpy().astype(np.float64)

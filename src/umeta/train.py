@@ -300,6 +300,9 @@ class Training:
         if not world.is_main:
             self.validate_every = 0  # rank 0 validates
         self.image_shape = self.train_data.image_shape
+        #: what checkpoints record of the training data beyond its name (tables: the exact list
+        #: of real tables trained on, for leave-data-set-out checks)
+        self.data_record = train_data.record() if hasattr(train_data, "record") else {}
         learner = build_learner(cfg, self.image_shape).to(device)
         if cfg.run.channels_last:
             learner = learner.to(memory_format=torch.channels_last)
@@ -413,7 +416,8 @@ class Training:
                         progress={"step": self.step, "best_val_accuracy": self.best,
                                   "train_s": self.trained_before + self.elapsed(),
                                   "image_shape": list(self.image_shape),
-                                  "data": self.train_data.name, "world_size": self.world.size})
+                                  "data": self.train_data.name, "world_size": self.world.size,
+                                  **self.data_record})
 
     def checkpoint(self) -> None:
         """Write ``last.safetensors`` with every rank's generator states (to resume exactly)."""

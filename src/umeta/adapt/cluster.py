@@ -8,12 +8,13 @@ The numeric work (batched k-means++, prototype refinement, the silhouette estima
 from __future__ import annotations
 
 import numpy as np
+import torch
 from torch import Tensor
 
 from umeta.adapt.embed import EMBED_LIMITS, embed_inputs
 from umeta.learners.base import Learner
 from umeta.numeric.clustering import (CLUSTERING_LIMITS, Clustering, check_cluster_count,
-                                      cluster_tasks, estimate_n_clusters)
+                                      cluster_tasks, estimate_n_clusters, nearest_center)
 from umeta.numeric.random import seeded_generator
 from umeta.params import check_params
 
@@ -36,7 +37,7 @@ def cluster_dataset(learner: Learner | None, x: Tensor | np.ndarray,
                     tol: float = 1e-4, refine: str = "none", refine_steps: int = 10,
                     seed: int = 0, batch_size: int = 1024,
                     input_shape: tuple[int, ...] | None = None,
-                    progress: bool = False) -> Clustering:
+                    progress: bool = False, fit_rows: int | None = None) -> Clustering:
     """Cluster one new, unlabeled data set in the embedding space of a meta-trained learner.
 
     Parameters
@@ -57,6 +58,10 @@ def cluster_dataset(learner: Learner | None, x: Tensor | np.ndarray,
     input_shape : see `umeta.adapt.model_inputs`
     progress : bool
         Show a bar of the images embedded.
+    fit_rows : int, optional
+        With more points than this, k-means (and the estimate of k) runs on a seeded sample of
+        ``fit_rows`` of them, and every point takes its nearest centre (the inertia is over all
+        points): the time no longer grows with the product of points and clusters.
 
     Returns
     -------
@@ -72,9 +77,17 @@ def cluster_dataset(learner: Learner | None, x: Tensor | np.ndarray,
     if n_clusters is not None:
         check_cluster_count(n_clusters, len(feats))
     gen = seeded_generator(seed, feats.device)
+    fitted = feats
+    if fit_rows is not None and len(feats) > fit_rows:
+        order = torch.randperm(len(feats), generator=seeded_generator(seed, "cpu"))
+        fitted = feats[order[:fit_rows].sort().values.to(feats.device)]
     k = n_clusters if n_clusters is not None else estimate_n_clusters(
-        feats, search_range(k_range, len(feats)), n_init=n_init, max_iter=max_iter, seed=gen)
-    result = cluster_tasks(feats[None], k, n_init=n_init, max_iter=max_iter, tol=tol,
+        fitted, search_range(k_range, len(fitted)), n_init=n_init, max_iter=max_iter, seed=gen)
+    result = cluster_tasks(fitted[None], k, n_init=n_init, max_iter=max_iter, tol=tol,
                            refine=refine, refine_steps=refine_steps, seed=gen)
-    return Clustering(result.labels[0], result.centers[0], result.inertia[0], result.n_iter,
-                      feats)
+    centers = result.centers[0]
+    if fitted is feats:
+        return Clustering(result.labels[0], centers, result.inertia[0], result.n_iter, feats)
+    labels = nearest_center(feats, centers)
+    inertia = (feats - centers[labels]).square().sum()
+    return Clustering(labels, centers, inertia, result.n_iter, feats)

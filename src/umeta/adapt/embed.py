@@ -76,6 +76,67 @@ def as_images(x: Tensor, shape: tuple[int, ...] | None) -> Tensor:
                      f"{c * h * w} values", shape, tuple(x.shape))
 
 
+def is_table_model(learner) -> bool:
+    """Whether ``learner`` reads whole tables (N, D) (the table learner) rather than images."""
+    return getattr(learner, "input_kind", "images") == "tables"
+
+
+def table_inputs(x: Tensor | np.ndarray, *, min_samples: int = 2) -> Tensor:
+    """Validate one table for a table model: (N, D) numbers, NaN for missing values.
+
+    Returns
+    -------
+    Tensor of shape (N, D), float32
+
+    Raises
+    ------
+    UmetaError
+        Not 2-D, fewer than ``min_samples`` (at least 2) rows, fewer than 2 or more than
+        `umeta.data.table_input.MAX_COLUMNS` columns, an infinite value, or every column
+        constant.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> table_inputs(np.array([[1.0, np.nan], [2.0, 3.0]])).shape
+    torch.Size([2, 2])
+    >>> table_inputs(np.ones((5, 3)))
+    Traceback (most recent call last):
+    ...
+    umeta.errors.UmetaError: every column of the table is constant, so all rows are alike; give columns that vary
+    """
+    from umeta.data.table_input import MAX_COLUMNS
+
+    if isinstance(x, np.ndarray) and not x.flags.writeable:
+        x = x.copy()  # torch cannot share a read-only array (e.g. a cached benchmark table)
+    x = torch.as_tensor(x)
+    if x.dim() != 2:
+        raise UmetaError(f"a table model takes one table of shape (rows, columns); got shape "
+                         f"{tuple(x.shape)}")
+    n, d = x.shape
+    if n < max(min_samples, 2):
+        raise UmetaError(f"the table has {n} row(s); clustering and outlier scores need at least "
+                         f"{max(min_samples, 2)} rows")
+    if d < 2:
+        raise UmetaError(f"the table has {d} column(s); the table model needs at least 2 columns "
+                         f"(for one column, use --checkpoint none / learner=None: k-means or "
+                         f"k-NN on the values)")
+    if d > MAX_COLUMNS:
+        raise UmetaError(f"the table has {d} columns; the table model reads at most "
+                         f"{MAX_COLUMNS}: reduce them first (e.g. PCA to 256 components)")
+    x = x.float()
+    if torch.isinf(x).any():
+        i, j = (int(v) for v in torch.nonzero(torch.isinf(x))[0])
+        raise UmetaError(f"the table holds an infinite value (row {i}, column {j}); replace it "
+                         f"with a number or NaN (missing)")
+    lo = torch.where(torch.isnan(x), torch.full_like(x, math.inf), x).min(0).values
+    hi = torch.where(torch.isnan(x), torch.full_like(x, -math.inf), x).max(0).values
+    if not (hi > lo).any():
+        raise UmetaError("every column of the table is constant, so all rows are alike; give "
+                         "columns that vary")
+    return x
+
+
 def model_inputs(learner: Learner | None, x: Tensor | np.ndarray, *,
                  input_shape: tuple[int, ...] | None = None, min_samples: int = 1) -> Tensor:
     """Validate ``x`` and shape it for ``learner``.
@@ -83,9 +144,11 @@ def model_inputs(learner: Learner | None, x: Tensor | np.ndarray, *,
     Parameters
     ----------
     learner : Learner or None
-        A meta-trained learner, or None to use ``x`` itself (flattened).
+        A meta-trained learner, or None to use ``x`` itself (flattened). A table model
+        (:func:`is_table_model`) takes one table (N, D) with NaN for missing values
+        (:func:`table_inputs`).
     x : Tensor or ndarray of shape (N, ...)
-        With a learner: images, float in [0, 1] or uint8 (divided by 255), of the learner's
+        With an image learner: images, float in [0, 1] or uint8 (divided by 255), of the learner's
         ``image_shape`` (or ``input_shape``) as (N, C, H, W), (N, H, W) for one channel, or rows
         (N, C*H*W). Without a learner: any array, flattened to (N, D).
     input_shape : (C, H, W), optional
@@ -104,6 +167,8 @@ def model_inputs(learner: Learner | None, x: Tensor | np.ndarray, *,
         Too few samples, NaN or inf values, or a shape that does not fit the model
         (:class:`ShapeError`).
     """
+    if is_table_model(learner):
+        return table_inputs(x, min_samples=min_samples).to(model_device(learner, torch.device("cpu")))
     x = torch.as_tensor(x)
     if x.dim() == 0 or len(x) < min_samples or x[0].numel() == 0:
         n = 0 if x.dim() == 0 else len(x)

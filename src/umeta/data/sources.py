@@ -7,6 +7,11 @@ Omniglot's ``background-evaluation`` split (Lake et al.: train on the 30 backgro
 test on the 20 evaluation alphabets) has no validation part. Mixtures of Omniglot with the
 procedural prior (``omniglot+procedural:F``, `umeta.data.mixed`) take Omniglot's parts.
 
+Tables are data sets too: ``tables`` (the real tables of ``data.collections`` less
+``data.exclude`` and their near-copies, `umeta.data.table_sets`; the table task builder adds
+synthetic tables) and ``table-priors`` (synthetic tables only, offline). Every table is a task,
+so their one part is ``train`` (= ``trainval``); they have no ``val`` or ``test`` part.
+
 A user's own image folder is a data set too: ``data.dataset`` is then its path (``umeta train
 --dataset my_images/``), read by `umeta.data.user.read_image_folder` with every image resized to
 ``data.image_size`` squared. A folder of loose images (no labels) is one part: ``train`` and
@@ -56,7 +61,12 @@ FOLDER_SPLIT_SEED = 0
 #: The roles of an image folder without class subfolders.
 UNLABELED_FOLDER_ROLES = {"train": "all", "trainval": "all", "val": None, "test": None}
 
-#: loader(cfg, part, rotations) -> ImageSet, for a part name the data set has
+#: Table data sets: every table is a task, so there is one part, to train on.
+TABLE_DATASETS = ("tables", "table-priors")
+TABLE_ROLES = {"train": "train", "trainval": "train", "val": None, "test": None}
+
+#: loader(cfg, part, rotations) -> ImageSet (TableCollection for tables), for a part name the
+#: data set has
 DATASETS: Registry[Callable[[DataConfig, str, bool], ImageSet]] = Registry("dataset")
 
 
@@ -88,6 +98,8 @@ def _parts(cfg: DataConfig) -> dict[str, str | None]:
         return {**roles, **{p: p for p in roles.values() if p is not None}}
     if key == "folder" and not _read_folder(_folder(cfg), cfg.image_size).class_names:
         return {**UNLABELED_FOLDER_ROLES, "all": "all"}
+    if key in TABLE_DATASETS:
+        return dict(TABLE_ROLES)
     return {role: role for role in ROLES}
 
 
@@ -211,3 +223,21 @@ def _user_folder(cfg: DataConfig, part: str, rotations: bool) -> ImageSet:
     if part == "all":
         return ImageSet(images.images, images.labels, [], None, name)
     return images.select_classes(folder_class_split(images.class_names)[part], name)
+
+
+@DATASETS.register("tables")
+@DATASETS.register("table-priors")
+def _tables(cfg: DataConfig, part: str, rotations: bool):
+    """The real tables of ``cfg.collections`` less ``cfg.exclude`` and their near-copies
+    ("tables"), or none ("table-priors": synthetic tables only), as a `TableCollection`."""
+    from umeta.data.table_sets import TableCollection, load_table_collection
+
+    if rotations:
+        raise UmetaError("data.rotations is for Omniglot; set data.rotations=false for tables")
+    if cfg.dataset == "table-priors":
+        if cfg.exclude:
+            raise UmetaError("data.exclude leaves real tables out, but data.dataset "
+                             "'table-priors' reads none; use data.dataset 'tables'")
+        return TableCollection([], name="table-priors")
+    return load_table_collection(cfg.exclude, collections=cfg.collections, root=cfg.data_dir,
+                                 progress=True)

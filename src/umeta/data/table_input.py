@@ -40,12 +40,13 @@ from pathlib import Path
 from typing import Literal, Sequence
 
 import numpy as np
+import torch
 
 from umeta.data.tables import Table
-from umeta.data.user import is_number
+from umeta.data.user import UserData, is_number
 from umeta.errors import UmetaError
 
-__all__ = ["read_user_table", "check_n_clusters", "LabelLikeColumnWarning", "MAX_COLUMNS",
+__all__ = ["read_user_table", "as_user_data", "check_n_clusters", "LabelLikeColumnWarning", "MAX_COLUMNS",
            "MAX_CATEGORIES", "USER_TABLE_EXTENSIONS"]
 
 MAX_COLUMNS = 2048
@@ -85,7 +86,8 @@ def read_user_table(path: str | Path, *, label_column: str | None = None,
     -------
     Table
         ``x`` float32 (N, D), ``columns``, ``categorical`` and ``categories``, ``y`` (class
-        codes of the label column, else None), ``name`` the file name, ``source`` the path.
+        codes of the label column, else None) and ``classes`` (their labels), ``name`` the
+        file name, ``source`` the path.
 
     Raises
     ------
@@ -118,10 +120,10 @@ def read_user_table(path: str | Path, *, label_column: str | None = None,
     if n_rows == 1:
         raise UmetaError(f"{what} has only one data row; clustering and anomaly scores need at "
                          f"least 2 rows")
-    y = None
+    y, classes = None, ()
     if label_column is not None:
         j = names.index(label_column)
-        y = _label_codes(columns.pop(j))
+        y, classes = _label_codes(columns.pop(j))
         names.pop(j)
     if not names:
         raise UmetaError(f"{what} has no feature columns besides the label; add feature columns")
@@ -145,7 +147,28 @@ def read_user_table(path: str | Path, *, label_column: str | None = None,
             categories[name] = cats
     _check_values(x, names, what, missing)
     return Table(x, y, tuple(names), categorical, p.name, str(p),
-                 "classes" if y is not None else None, categories)
+                 "classes" if y is not None else None, categories, classes)
+
+
+def as_user_data(table: Table) -> UserData:
+    """A user's table as the `UserData` the command line writes results for: ``x`` (N, D)
+    float32 with NaN for missing values, ``y`` and ``class_names`` from the label column, ids
+    ``"row i"`` (0-based).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from umeta.data.tables import Table
+    >>> t = Table(np.zeros((2, 1), np.float32), np.array([0, 1]), ("a",), np.zeros(1, bool),
+    ...           "t.csv", "t.csv", "classes", {}, ("no", "yes"))
+    >>> d = as_user_data(t)
+    >>> d.ids, d.class_names, d.kind
+    (['row 0', 'row 1'], ['no', 'yes'], 'vectors')
+    """
+    y = None if table.y is None else torch.tensor(table.y)
+    names = list(table.classes) if table.y is not None and table.classes else None
+    return UserData(torch.as_tensor(np.array(table.x, dtype=np.float32)), y, names,
+                    [f"row {i}" for i in range(len(table.x))], "vectors", table.source)
 
 
 def check_n_clusters(n_clusters, n_rows: int, what: str = "the data") -> int:
@@ -280,9 +303,9 @@ def _as_text(col) -> np.ndarray | None:
                     dtype=object)
 
 
-def _label_codes(col) -> np.ndarray:
-    """Class codes of a label column (sorted values, numerically when they are numbers);
-    missing labels are -1."""
+def _label_codes(col) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Class codes of a label column (sorted values, numerically when they are numbers;
+    missing labels are -1) and the label of each code, as text."""
     arr = np.asarray(col)
     text = _as_text(arr)
     if text is None:
@@ -294,9 +317,18 @@ def _label_codes(col) -> np.ndarray:
         if known.any() and all(is_number(t) for t in text[known]):
             values = np.array([np.nan if t is None else float(t) for t in text])
     codes = np.full(len(arr), -1, dtype=np.int64)
+    labels: tuple[str, ...] = ()
     if known.any():
-        _, codes[known] = np.unique(values[known], return_inverse=True)
-    return codes
+        unique, codes[known] = np.unique(values[known], return_inverse=True)
+        labels = tuple(_label_text(v) for v in unique)
+    return codes, labels
+
+
+def _label_text(value) -> str:
+    """A label as text: whole numbers without a decimal point."""
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def _feature_values(col, name: str, what: str) -> tuple[np.ndarray, tuple[str, ...] | None]:

@@ -64,6 +64,9 @@ class Table:
     categories : dict of str to tuple of str
         For categorical columns read from text: the category of each code
         (``categories[column][code]``); empty for tables stored as numbers.
+    classes : tuple of str
+        For a user's table read with a label column: the label of each class index of ``y``
+        (as text); empty otherwise.
     """
 
     x: np.ndarray
@@ -74,6 +77,7 @@ class Table:
     source: str
     target: Literal["classes", "anomaly"] | None = None
     categories: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    classes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         n, d = self.x.shape

@@ -5,5 +5,7 @@ from umeta.learners.maml import MAML
 from umeta.learners.protonet import ProtoNet
 from umeta.learners.psco import PsCo
 from umeta.learners.segment import PixelProto
+from umeta.learners.table import TableLearner
 
-__all__ = ["LEARNERS", "Learner", "MAML", "MetaLoss", "PixelProto", "ProtoNet", "PsCo"]
+__all__ = ["LEARNERS", "Learner", "MAML", "MetaLoss", "PixelProto", "ProtoNet", "PsCo",
+           "TableLearner"]

@@ -14,6 +14,8 @@ cactus     `Episode`       ``n_way`` k-means clusters of embeddings (argument ``
 psco       `ViewBatch`     ``n_way`` random images as two augmented views (PsCo learner)
 mosaic     `SegmentBatch`  one scene of 2 .. ``n_way`` images in a random partition, with its
                            mask (segmentation learners: pixelproto)
+tables     `TableBatch`    whole tables (synthetic priors and real tables) with known clusters
+                           and outliers, for the table learner (`umeta.tasks.tables`)
 =========  ==============  ================================================================
 
 A builder that takes ``embeddings`` (CACTUs) is given, by `umeta.build`, the embeddings of the
@@ -31,6 +33,7 @@ from umeta.registry import Registry
 from umeta.tasks.cactus import CACTUs
 from umeta.tasks.mosaic import MosaicTasks
 from umeta.tasks.sampler import EpisodeSampler
+from umeta.tasks.tables import TableTasks
 from umeta.tasks.umtra import UMTRA, ViewSampler, check_source_args
 
 
@@ -53,6 +56,7 @@ TASK_BUILDERS.register("umtra")(UMTRA)
 TASK_BUILDERS.register("cactus")(CACTUs)
 TASK_BUILDERS.register("psco")(ViewSampler)
 TASK_BUILDERS.register("mosaic")(MosaicTasks)
+TASK_BUILDERS.register("tables")(TableTasks)
 
 
 def build_task_source(name: str, images: Tensor, n_way: int, k_shot: int, q_query: int,
