@@ -3,7 +3,8 @@
 # $OUT/<name>, its log in $OUT/<name>/run.log), wait for all, then bundle what comes back for a
 # device that returns few files: every *.safetensors stays as $OUT/<name>__<file>, everything
 # else goes into $OUT/results.tar.gz. Each script keeps its own time limits; a script that fails
-# does not stop the others.
+# does not stop the others; DEADLINE (seconds, default 540) stops every script still running
+# then, so that the bundling always happens inside a device command's time limit.
 # Usage: OUT=dir UMETA_SHARED_DATA=dir bash benchmarks/gpu_concurrent.sh NAME=SCRIPT [NAME=SCRIPT ...]
 #   with extra environment for one script as NAME=SCRIPT:VAR=value,VAR=value
 set -u
@@ -23,7 +24,7 @@ for spec in "$@"; do
     IFS=, read -ra assignments <<<"$vars"
     for a in "${assignments[@]}"; do [ -n "$a" ] && export "${a?}"; done
     start=$(date +%s)
-    OUT="$OUT/$name" bash "$script" >"$OUT/$name/run.log" 2>&1
+    OUT="$OUT/$name" timeout -k 10 "${DEADLINE:-540}" bash "$script" >"$OUT/$name/run.log" 2>&1
     echo "exit $? after $(($(date +%s) - start)) s" >>"$OUT/$name/run.log"
   ) &
   names+=("$name")
