@@ -53,7 +53,7 @@ def test_cluster_detect_embed_a_csv_with_categories_and_missing_values(table_mod
     assert proc.returncode == 0, proc.stderr
     assert "clustered 80 samples" in proc.stdout and "ARI" in proc.stdout
     lines = out.read_text().splitlines()
-    assert lines[0] == "id,cluster" and len(lines) == 81 and lines[1].startswith("row 0,")
+    assert lines[0] == "id,cluster,confidence" and len(lines) == 81 and lines[1].startswith("row 0,")
     proc = run("detect", str(data), "--checkpoint", table_model, "--label-column", "label",
                "--anomaly-class", "yes", "--out", str(tmp_path / "d.csv"), "--no-progress")
     assert proc.returncode == 0, proc.stderr

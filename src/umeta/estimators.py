@@ -66,9 +66,9 @@ class _MetaEstimator(BaseEstimator):
     def _check_params(self) -> None:
         check_params(self.get_params(deep=False), self._limits)
 
-    def _resolve_learner(self, table: bool) -> tuple[nn.Module | None, torch.device]:
-        """The learner and device; ``table``: X is a 2-D float array (``"builtin"`` then means
-        the built-in table model)."""
+    def _resolve_learner(self, kind: str = "images") -> tuple[nn.Module | None, torch.device]:
+        """The learner and device; ``"builtin"`` is the built-in model of ``kind`` (a kind of
+        `umeta.pretrained.SHIPPED`: "tables" where X is a 2-D float array)."""
         if self.learner is None:
             return None, torch.device(self.device or "cpu")
         if isinstance(self.learner, (str, os.PathLike)):
@@ -77,7 +77,7 @@ class _MetaEstimator(BaseEstimator):
 
             device = torch.device(self.device or ("cuda" if torch.cuda.is_available() else "cpu"))
             if self.learner == BUILTIN:
-                return load_builtin("tables" if table else "images", device), device
+                return load_builtin(kind, device), device
             return load_learner(self.learner, device), device
         if not isinstance(self.learner, nn.Module):
             raise UmetaError(f"learner must be a Learner, a checkpoint path or None; got "
@@ -113,7 +113,7 @@ class _MetaEstimator(BaseEstimator):
             if isinstance(self.learner, str) and self.learner == "builtin":
                 shaped = X if isinstance(X, Tensor) else np.asarray(X)
                 table = shaped.ndim == 2 and shaped.dtype not in (np.uint8, torch.uint8)
-            self.learner_, self.device_ = self._resolve_learner(table)
+            self.learner_, self.device_ = self._resolve_learner("tables" if table else "images")
         if is_table_model(self.learner_):
             return self._table(X, reset=reset, min_samples=min_samples)
         if isinstance(X, Tensor):

@@ -13,7 +13,6 @@ import numpy as np
 import torch
 from sklearn.base import ClusterMixin
 from sklearn.utils.validation import check_is_fitted
-from torch import nn
 
 from umeta.adapt.segment import SEGMENT_LIMITS, full_size, image_features, segment_image
 from umeta.estimators import _MetaEstimator
@@ -88,14 +87,6 @@ class MetaSegmenter(ClusterMixin, _MetaEstimator):
         self.device = device
         self.random_state = random_state
 
-    def _resolve_learner(self) -> tuple[nn.Module | None, torch.device]:
-        from umeta.pretrained import BUILTIN, load_builtin
-
-        if isinstance(self.learner, str) and self.learner == BUILTIN:
-            device = torch.device(self.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-            return load_builtin("segmentation", device), device
-        return super()._resolve_learner()
-
     def fit(self, X, y=None) -> "MetaSegmenter":
         """Segment the image X.
 
@@ -110,7 +101,7 @@ class MetaSegmenter(ClusterMixin, _MetaEstimator):
         self
         """
         self._check_params()
-        self.learner_, self.device_ = self._resolve_learner()
+        self.learner_, self.device_ = self._resolve_learner("segmentation")
         result = segment_image(self.learner_, X, self.n_segments, k_range=tuple(self.k_range),
                                position_weight=self.position_weight, max_side=self.max_side,
                                n_init=self.n_init, max_iter=self.max_iter, seed=self._seed(),
