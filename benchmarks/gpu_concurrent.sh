@@ -6,7 +6,8 @@
 # does not stop the others; DEADLINE (seconds, default 540) stops every script still running
 # then, so that the bundling always happens inside a device command's time limit.
 # Usage: OUT=dir UMETA_SHARED_DATA=dir bash benchmarks/gpu_concurrent.sh NAME=SCRIPT [NAME=SCRIPT ...]
-#   with extra environment for one script as NAME=SCRIPT:VAR=value,VAR=value
+#   with extra environment for one script as 'NAME=SCRIPT:VAR=value;VAR=value' (values may hold
+#   commas and spaces)
 set -u
 OUT=${OUT:?set OUT}
 export UMETA_SHARED_DATA=${UMETA_SHARED_DATA:?set UMETA_SHARED_DATA}
@@ -21,7 +22,7 @@ for spec in "$@"; do
   [ -f "$script" ] || { echo "no script $script" >&2; exit 2; }
   mkdir -p "$OUT/$name"
   (
-    IFS=, read -ra assignments <<<"$vars"
+    IFS=';' read -ra assignments <<<"$vars"
     for a in "${assignments[@]}"; do [ -n "$a" ] && export "${a?}"; done
     start=$(date +%s)
     OUT="$OUT/$name" timeout -k 10 "${DEADLINE:-540}" bash "$script" >"$OUT/$name/run.log" 2>&1
