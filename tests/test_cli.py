@@ -180,7 +180,7 @@ def test_bad_user_data_is_one_line(checkpoint, image_folder, tmp_path):
     assert_user_error(umeta("eval", "--checkpoint", str(corrupt)), "corrupt")
     nan = tmp_path / "nan.csv"
     nan.write_text("a,b\n1,2\n3,nan\n4,5\n")
-    assert_user_error(umeta("cluster", str(nan), "--n-clusters", "2"), "non-finite value (nan)")
+    assert_user_error(umeta("cluster", str(nan), "--n-clusters", "2"), "NaN or inf value(s); remove or impute")
     vectors = tmp_path / "v.csv"
     vectors.write_text("a,b\n1,2\n3,4\n4,5\n")
     assert_user_error(umeta("cluster", str(vectors), "--n-clusters", "9"), "--n-clusters 9")

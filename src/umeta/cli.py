@@ -646,7 +646,8 @@ def _table_inputs(path: str, args: argparse.Namespace, label_column: str | None,
                   kind: str):
     """(data, table (N, D) with NaN for missing values, learner) of a table for a table model
     (`umeta.data.table_input.read_user_table`: header detected, categories as codes)."""
-    from umeta.data.table_input import as_user_data, read_user_table
+    from umeta.data.table_input import read_user_table
+    from umeta.data.user import as_user_data
 
     if kind == "images":
         raise UmetaError(f"{path!r} holds images, but the model reads tables; give a table (CSV, "

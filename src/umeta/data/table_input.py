@@ -40,13 +40,11 @@ from pathlib import Path
 from typing import Literal, Sequence
 
 import numpy as np
-import torch
 
 from umeta.data.tables import Table
-from umeta.data.user import UserData, is_number
 from umeta.errors import UmetaError
 
-__all__ = ["read_user_table", "as_user_data", "check_n_clusters", "LabelLikeColumnWarning", "MAX_COLUMNS",
+__all__ = ["read_user_table", "is_number", "check_n_clusters", "LabelLikeColumnWarning", "MAX_COLUMNS",
            "MAX_CATEGORIES", "USER_TABLE_EXTENSIONS"]
 
 MAX_COLUMNS = 2048
@@ -68,7 +66,7 @@ class LabelLikeColumnWarning(UserWarning):
 def read_user_table(path: str | Path, *, label_column: str | None = None,
                     header: bool | None = None,
                     missing: Literal["keep", "error"] = "keep") -> Table:
-    """Read a user's table (see the module docstring for the rules).
+    r"""Read a user's table (see the module docstring for the rules).
 
     Parameters
     ----------
@@ -93,6 +91,17 @@ def read_user_table(path: str | Path, *, label_column: str | None = None,
     ------
     UmetaError
         See the module docstring.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> shop = Path(tempfile.mkdtemp()) / "shop.csv"
+    >>> _ = shop.write_text("price,colour,segment\n3.5,red,a\n,blue,b\n2,red,a\n")
+    >>> t = read_user_table(shop, label_column="segment")
+    >>> t.columns, t.categorical.tolist(), t.classes, t.y.tolist()
+    (('price', 'colour'), [False, True], ('a', 'b'), [0, 1, 0])
+    >>> float(t.x[1, 0])  # the missing price
+    nan
     """
     p = Path(path)
     what = repr(str(p))
@@ -148,27 +157,6 @@ def read_user_table(path: str | Path, *, label_column: str | None = None,
     _check_values(x, names, what, missing)
     return Table(x, y, tuple(names), categorical, p.name, str(p),
                  "classes" if y is not None else None, categories, classes)
-
-
-def as_user_data(table: Table) -> UserData:
-    """A user's table as the `UserData` the command line writes results for: ``x`` (N, D)
-    float32 with NaN for missing values, ``y`` and ``class_names`` from the label column, ids
-    ``"row i"`` (0-based).
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from umeta.data.tables import Table
-    >>> t = Table(np.zeros((2, 1), np.float32), np.array([0, 1]), ("a",), np.zeros(1, bool),
-    ...           "t.csv", "t.csv", "classes", {}, ("no", "yes"))
-    >>> d = as_user_data(t)
-    >>> d.ids, d.class_names, d.kind
-    (['row 0', 'row 1'], ['no', 'yes'], 'vectors')
-    """
-    y = None if table.y is None else torch.tensor(table.y)
-    names = list(table.classes) if table.y is not None and table.classes else None
-    return UserData(torch.as_tensor(np.array(table.x, dtype=np.float32)), y, names,
-                    [f"row {i}" for i in range(len(table.x))], "vectors", table.source)
 
 
 def check_n_clusters(n_clusters, n_rows: int, what: str = "the data") -> int:
@@ -281,6 +269,15 @@ def _parquet_columns(p: Path, what: str) -> tuple[list[str], list]:
 
 
 # ----------------------------------------------------------------------------- values
+
+def is_number(text: str) -> bool:
+    """Whether ``text`` parses as a float."""
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
 
 def _unique_names(names: Sequence[str]) -> list[str]:
     """Repeated column names get ``.1``, ``.2``, ... (as pandas does)."""

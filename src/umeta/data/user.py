@@ -11,7 +11,9 @@
   must share one size unless ``image_size`` asks to resize them.
 * an ``.npz`` with ``X`` of shape (N, D) (vectors), (N, H, W) or (N, C, H, W) / (N, H, W, C)
   with C in {1, 3} (images), and optionally ``y`` of length N.
-* a ``.csv`` / ``.tsv`` (optionally ``.gz``) with a header row: every column is a numeric
+* a table: ``.csv`` / ``.tsv`` / ``.txt`` (optionally ``.gz``) or Parquet, read by
+  `umeta.data.table_input.read_user_table` (header detected, categorical columns as codes,
+  missing values as NaN, a warning for a feature column named like labels); every column is a
   feature except ``label_column``.
 
 Every problem a user can fix raises :class:`~umeta.errors.UmetaError` with one line that names
@@ -20,15 +22,11 @@ the bad file, value or position and the fix.
 
 from __future__ import annotations
 
-import csv
-import gzip
-import io
 import numbers
-import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Sequence
+from typing import Literal
 
 import numpy as np
 import torch
@@ -37,16 +35,18 @@ from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 
 from umeta.data.imageset import ImageSet
+from umeta.data.table_input import USER_TABLE_EXTENSIONS, read_user_table
+from umeta.data.tables import Table
 from umeta.errors import UmetaError
 from umeta.params import ParamError, literal
 
 __all__ = [
-    "UserData", "load_user_data", "read_image", "read_image_folder", "read_npz", "read_table",
+    "UserData", "as_user_data", "load_user_data", "read_image", "read_image_folder", "read_npz",
     "IMAGE_EXTENSIONS", "TABLE_EXTENSIONS",
 ]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
-TABLE_EXTENSIONS = (".csv", ".tsv", ".csv.gz", ".tsv.gz")
+TABLE_EXTENSIONS = tuple(e for e in USER_TABLE_EXTENSIONS if e != ".npz")  # npz: read_npz
 _GRAY8_MODES = {"1", "L", "LA", "La"}
 _GRAY16_MODES = {"I", "I;16", "I;16L", "I;16B", "I;16N"}  # read as 16-bit gray
 
@@ -147,7 +147,7 @@ def load_user_data(
     if name.endswith(".npz"):
         return read_npz(p, image_size)
     if name.endswith(TABLE_EXTENSIONS):
-        return read_table(p, label_column)
+        return as_user_data(read_user_table(p, label_column=label_column))
     raise UmetaError(
         f"cannot read {str(p)!r}: unknown file type; give a folder of images, an .npz with X "
         f"(and y), or a table ({', '.join(TABLE_EXTENSIONS)})"
@@ -305,22 +305,13 @@ def _check_count(n: int, what: str) -> None:
         )
 
 
-def _check_finite(
-    x: np.ndarray, what: str, columns: Sequence[str] | None = None,
-    lines: Sequence[int] | None = None,
-) -> None:
-    """Raise naming the row and column of the first NaN or inf in ``x`` of shape (N, ...).
-
-    ``columns`` and ``lines`` (a table's column names and each row's line in the file) make
-    the message name the column and the file line.
-    """
+def _check_finite(x: np.ndarray, what: str) -> None:
+    """Raise naming the position of the first NaN or inf in ``x`` of shape (N, ...)."""
     bad = ~np.isfinite(x)
     if not bad.any():
         return
     pos = tuple(int(i) for i in np.argwhere(bad)[0])
-    if columns is not None and lines is not None:
-        where = f"row {pos[0]} (file line {lines[pos[0]]}), column {columns[pos[1]]!r}"
-    elif len(pos) == 2:
+    if len(pos) == 2:
         where = f"row {pos[0]}, column {pos[1]}"
     else:
         where = f"sample {pos[0]}, position {list(pos[1:])}"
@@ -449,157 +440,22 @@ def read_npz(file: str | Path, image_size: ImageSize = None) -> UserData:
 # --------------------------------------------------------------------------- tables
 
 
-def _open_text(file: Path) -> io.TextIOBase:
-    if file.name.lower().endswith(".gz"):
-        return gzip.open(file, "rt", newline="", encoding="utf-8-sig")
-    return open(file, newline="", encoding="utf-8-sig")
+def as_user_data(table: Table) -> UserData:
+    """A user's table as the `UserData` the command line writes results for: ``x`` (N, D)
+    float32 with NaN for missing values, ``y`` and ``class_names`` from the label column, ids
+    ``"row i"`` (0-based).
 
-
-def _is_blank(row: list[str]) -> bool:
-    return not any(cell.strip() for cell in row)
-
-
-def read_table(file: str | Path, label_column: str | None = None) -> UserData:
-    """Read a CSV (comma) or TSV (tab) table with a header row; ``.gz`` is decompressed.
-
-    A fast numpy parse is tried first; any irregularity sends the file through a careful
-    row-by-row reader that names the first bad line, column and value.
-
-    Parameters
-    ----------
-    file : str or Path
-    label_column : str, optional
-        Name of the column holding class labels; every other column must be numeric.
-
-    Returns
-    -------
-    UserData
-        ``kind="vectors"``, ``x`` (N, D) float32 with the feature columns in file order;
-        ``class_names`` are the sorted label values.
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from umeta.data.tables import Table
+    >>> t = Table(np.zeros((2, 1), np.float32), np.array([0, 1]), ("a",), np.zeros(1, bool),
+    ...           "t.csv", "t.csv", "classes", {}, ("no", "yes"))
+    >>> d = as_user_data(t)
+    >>> d.ids, d.class_names, d.kind
+    (['row 0', 'row 1'], ['no', 'yes'], 'vectors')
     """
-    file = Path(file)
-    what = f"{str(file)!r}"
-    delimiter = "\t" if file.name.lower().endswith((".tsv", ".tsv.gz")) else ","
-    try:
-        with _open_text(file) as handle:
-            header = next((r for r in csv.reader(handle, delimiter=delimiter) if not _is_blank(r)),
-                          None)
-    except (OSError, UnicodeDecodeError, csv.Error) as err:
-        raise UmetaError(
-            f"cannot read {what} as a text table ({err}); save it as UTF-8 CSV"
-        ) from None
-    if header is None:
-        raise UmetaError(f"{what} is empty; give a header row and at least 2 data rows")
-    header = [h.strip() for h in header]
-    if label_column is not None and label_column not in header:
-        raise UmetaError(
-            f"label_column {label_column!r} is not a column of {what}; columns: {header}"
-        )
-    label = None if label_column is None else header.index(label_column)
-    if len(header) - (label is not None) == 0:
-        raise UmetaError(f"{what} has no feature columns besides the label; add numeric columns")
-    parsed = _parse_table_fast(file, delimiter, len(header), label)
-    if parsed is None:
-        parsed = _parse_table_carefully(file, delimiter, header, label, what)
-    x, labels, names = parsed
-    ids = [f"row {i}" for i in range(len(x))]
-    return UserData(torch.from_numpy(x.astype(np.float32)), labels, names, ids, "vectors",
-                    str(file))
-
-
-def _sorted_codes(codes: np.ndarray, names_in_order: list[str]) -> tuple[Tensor, list[str]]:
-    """Relabel first-seen codes ``0 .. K-1`` so that they index the sorted names."""
-    order = sorted(range(len(names_in_order)), key=names_in_order.__getitem__)
-    rank = np.empty(len(order), dtype=np.int64)
-    rank[order] = np.arange(len(order))
-    return torch.from_numpy(rank[codes]), [names_in_order[i] for i in order]
-
-
-def _parse_table_fast(
-    file: Path, delimiter: str, width: int, label: int | None
-) -> tuple[np.ndarray, Tensor | None, list[str] | None] | None:
-    """``(x (N, D) float64, y, class names)`` by ``np.loadtxt``, or None if anything is off."""
-    codes: dict[str, int] = {}
-    converters = None if label is None else {
-        label: lambda text: codes.setdefault(text.strip(), len(codes))
-    }
-    try:
-        with _open_text(file) as handle, warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # "input contained no data"
-            rows = csv.reader(handle, delimiter=delimiter)
-            next(r for r in rows if not _is_blank(r))  # the header
-            table = np.loadtxt(handle, delimiter=delimiter, quotechar='"', comments=None,
-                               ndmin=2, converters=converters)
-    except (ValueError, OSError, UnicodeDecodeError, csv.Error):
-        return None
-    if table.shape[0] < 2 or table.shape[1] != width:
-        return None
-    keep = [j for j in range(width) if j != label]
-    x = table[:, keep]
-    if not np.isfinite(x).all():
-        return None
-    if label is None:
-        return x, None, None
-    y, names = _sorted_codes(table[:, label].astype(np.int64), list(codes))
-    return x, y, names
-
-
-def _parse_table_carefully(
-    file: Path, delimiter: str, header: list[str], label: int | None, what: str
-) -> tuple[np.ndarray, Tensor | None, list[str] | None]:
-    """The same result as :func:`_parse_table_fast`, row by row, raising on the first problem."""
-    try:
-        with _open_text(file) as handle:
-            reader = csv.reader(handle, delimiter=delimiter)
-            rows, lines = [], []
-            for row in reader:
-                if not _is_blank(row):
-                    rows.append(row)
-                    lines.append(reader.line_num)
-    except (OSError, UnicodeDecodeError, csv.Error) as err:
-        raise UmetaError(
-            f"cannot read {what} as a text table ({err}); save it as UTF-8 CSV"
-        ) from None
-    body, lines = rows[1:], lines[1:]
-    _check_count(len(body), what)
-    for r, line in zip(body, lines):
-        if len(r) != len(header):
-            raise UmetaError(
-                f"{what}: line {line} has {len(r)} fields but the header has {len(header)}; "
-                f"fix that line (delimiter {delimiter!r})"
-            )
-    cells = np.array(body, dtype=str)
-    features = [j for j in range(len(header)) if j != label]
-    columns = []
-    for j in features:
-        col = np.char.strip(cells[:, j])
-        try:
-            columns.append(col.astype(np.float64))
-        except ValueError:
-            bad = next(i for i, v in enumerate(col) if not is_number(v))
-            if not col[bad]:
-                raise UmetaError(
-                    f"{what}: empty cell at row {bad} (file line {lines[bad]}), column "
-                    f"{header[j]!r}; fill it in or drop the row"
-                ) from None
-            raise UmetaError(
-                f"{what}: feature column {header[j]!r} is not numeric (row {bad}, file line "
-                f"{lines[bad]}: {str(col[bad])!r}); convert it to numbers, drop it, or name it "
-                f"as label_column"
-            ) from None
-    x = np.stack(columns, axis=1)
-    _check_finite(x, what, [header[j] for j in features], lines)
-    if label is None:
-        return x, None, None
-    y, names = _encode_labels(np.char.strip(cells[:, label]), len(body), what)
-    return x, y, names
-
-
-def is_number(text: str) -> bool:
-    """Whether ``text`` parses as a float."""
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
+    y = None if table.y is None else torch.tensor(table.y)
+    names = list(table.classes) if table.y is not None and table.classes else None
+    return UserData(torch.as_tensor(np.array(table.x, dtype=np.float32)), y, names,
+                    [f"row {i}" for i in range(len(table.x))], "vectors", table.source)
