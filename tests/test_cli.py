@@ -189,6 +189,23 @@ def test_bad_user_data_is_one_line(checkpoint, image_folder, tmp_path):
     assert_user_error(umeta("embed", str(tmp_path / "nothing.npz")), "nothing.npz")
 
 
+def test_label_like_column_is_named_in_one_line_and_the_columns_used_are_printed(tmp_path):
+    table = tmp_path / "t.csv"
+    table.write_text("a,b,target\n1,2,0\n3,4,1\n5,6,0\n7,8,1\n")
+    args = ("cluster", str(table), "--n-clusters", "2", "--checkpoint", "none",
+            "--out", str(tmp_path / "o.csv"))
+    proc = umeta(*args)
+    assert proc.returncode == 0, proc.stderr
+    warning = [line for line in proc.stderr.splitlines() if "warning" in line]
+    assert warning == [f"umeta cluster: warning: {str(table)!r}: column 'target' looks like "
+                       f"labels but is read as a feature; pass --label-column target to leave "
+                       f"it out"]
+    assert "feature columns: a, b, target" in proc.stderr
+    proc = umeta(*args, "--label-column", "target", "--force")
+    assert proc.returncode == 0 and "warning" not in proc.stderr, proc.stderr
+    assert "feature columns: a, b\n" in proc.stderr
+
+
 @pytest.mark.realdata
 def test_lake_background_evaluation_protocol_trains_and_evaluates(shared_data, tmp_path):
     """Train on the 30 background alphabets, evaluate on the 20 evaluation alphabets."""

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import argparse
 import csv
+import re
 import sys
+import warnings
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
@@ -629,6 +632,7 @@ def _inputs(path: str, args: argparse.Namespace, label_column: str | None = None
             and len(image_folder_sizes(path)) > 1:
         size = tuple(learner.image_shape[1:])  # mixed sizes: read at the model's size
     data = load_user_data(path, label_column=label_column, image_size=size)
+    _print_columns(data)
     x = data.x
     if data.kind != "images":
         if args.invert is not None:
@@ -655,7 +659,17 @@ def _table_inputs(path: str, args: argparse.Namespace, label_column: str | None,
     if args.invert is not None:
         raise UmetaError("--invert / --no-invert are for images; the data are a table")
     data = as_user_data(read_user_table(path, label_column=label_column))
+    _print_columns(data)
     return data, data.x, learner
+
+
+def _print_columns(data) -> None:
+    """Say on stderr which columns of a table are its features (the label column left out)."""
+    if not data.columns:
+        return
+    shown = ", ".join(data.columns[:12])
+    more = f" and {len(data.columns) - 12} more" if len(data.columns) > 12 else ""
+    print(f"{data.source}: {len(data)} rows; feature columns: {shown}{more}", file=sys.stderr)
 
 
 def _report_scores(data, labels) -> None:
@@ -1134,11 +1148,20 @@ def _message(err: UmetaError) -> str:
     return str(err)
 
 
+def _print_warning(command: str, message, category, filename, lineno, file=None,
+                   line=None) -> None:
+    """A warning as one line on stderr, naming command-line flags instead of parameters."""
+    text = re.sub(r"label_column='([^']*)'", r"--label-column \1", str(message))
+    print(f"umeta {command}: warning: {text}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return COMMANDS[args.command](args)
+        with warnings.catch_warnings():
+            warnings.showwarning = partial(_print_warning, args.command)
+            return COMMANDS[args.command](args)
     except UmetaError as err:
         print(f"umeta {args.command}: error: {_message(err)}", file=sys.stderr)
         return 2

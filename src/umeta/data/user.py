@@ -70,6 +70,8 @@ class UserData:
     kind : {"images", "vectors"}
     source : str
         The path the data was read from.
+    columns : list of str or None
+        For a table: the names of the feature columns of ``x`` (the label column left out).
     """
 
     x: Tensor
@@ -78,6 +80,7 @@ class UserData:
     ids: list[str]
     kind: Literal["images", "vectors"]
     source: str
+    columns: list[str] | None = None
 
     def __len__(self) -> int:
         return int(self.x.shape[0])
@@ -458,4 +461,5 @@ def as_user_data(table: Table) -> UserData:
     y = None if table.y is None else torch.tensor(table.y)
     names = list(table.classes) if table.y is not None and table.classes else None
     return UserData(torch.as_tensor(np.array(table.x, dtype=np.float32)), y, names,
-                    [f"row {i}" for i in range(len(table.x))], "vectors", table.source)
+                    [f"row {i}" for i in range(len(table.x))], "vectors", table.source,
+                    list(table.columns))
