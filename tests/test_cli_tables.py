@@ -152,7 +152,7 @@ def test_a_shipped_table_model_is_the_default_for_tables(table_model, tmp_path, 
                  "--out", str(tmp_path / "c.csv"), "--no-progress"])
     captured = capsys.readouterr()
     assert code == 0, captured.err
-    assert "using the built-in tables model" in captured.err
+    assert "used the built-in tables model" in captured.err
     assert "meta-learned features" in captured.out
     numbers = write_csv(tmp_path / "n.csv", ["a", "b"], [r[:1] + ["1.5"] for r in mixed_rows()])
     code = main(["cluster", str(numbers), "--n-clusters", "2", "--checkpoint", "none",

@@ -35,3 +35,16 @@ def test_the_estimators_use_the_builtin_image_model():
     images = make_glyphs(3, samples_per_class=6, first_class=5000).float_images().numpy()
     labels = MetaClusterer("builtin", n_clusters=3, device="cpu").fit_predict(images)
     assert labels.shape == (18,) and set(np.unique(labels)) <= {0, 1, 2}
+
+
+def test_the_estimators_use_the_builtin_table_model_on_a_2d_array():
+    from sklearn.datasets import make_blobs
+
+    x, y = make_blobs(120, n_features=4, centers=3, cluster_std=0.5, random_state=0)
+    x[5, 1] = np.nan  # a missing value is the model's to handle
+    learner = load_builtin("tables")
+    assert learner.image_shape == ()
+    labels = MetaClusterer("builtin", n_clusters=3, device="cpu").fit_predict(x * 1000.0)
+    from umeta.metrics import clustering_scores
+
+    assert clustering_scores(y, labels)["ari"] > 0.9

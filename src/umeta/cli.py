@@ -608,8 +608,8 @@ def _model(args: argparse.Namespace, kind: str):
             raise UmetaError(f"umeta has no built-in model for {model_kind} yet; pass a "
                              f"checkpoint, or --checkpoint none for the raw features")
         return None
-    print(f"using the built-in {model_kind} model (umeta/weights/{SHIPPED[model_kind].file}; "
-          f"--checkpoint none clusters the raw features)", file=sys.stderr)
+    _note(args, f"used the built-in {model_kind} model (umeta/weights/"
+                f"{SHIPPED[model_kind].file}; --checkpoint none uses the raw features)")
     return load_builtin(model_kind, device)
 
 
@@ -632,7 +632,6 @@ def _inputs(path: str, args: argparse.Namespace, label_column: str | None = None
             and len(image_folder_sizes(path)) > 1:
         size = tuple(learner.image_shape[1:])  # mixed sizes: read at the model's size
     data = load_user_data(path, label_column=label_column, image_size=size)
-    _print_columns(data)
     x = data.x
     if data.kind != "images":
         if args.invert is not None:
@@ -640,7 +639,7 @@ def _inputs(path: str, args: argparse.Namespace, label_column: str | None = None
     elif learner is not None:
         conversion = convert_images(x, learner.image_shape, invert=args.invert)
         x = conversion.images
-        print(conversion.note, file=sys.stderr)
+        _note(args, conversion.note)
     elif args.invert:
         x = 1.0 - x
     return data, x, learner
@@ -659,17 +658,15 @@ def _table_inputs(path: str, args: argparse.Namespace, label_column: str | None,
     if args.invert is not None:
         raise UmetaError("--invert / --no-invert are for images; the data are a table")
     data = as_user_data(read_user_table(path, label_column=label_column))
-    _print_columns(data)
     return data, data.x, learner
 
 
-def _print_columns(data) -> None:
-    """Say on stderr which columns of a table are its features (the label column left out)."""
+def _columns(data) -> str:
+    """For a table, the line that names its feature columns (the label column left out)."""
     if not data.columns:
-        return
-    shown = ", ".join(data.columns[:12])
+        return ""
     more = f" and {len(data.columns) - 12} more" if len(data.columns) > 12 else ""
-    print(f"{data.source}: {len(data)} rows; feature columns: {shown}{more}", file=sys.stderr)
+    return f"\nfeature columns of {data.source}: {', '.join(data.columns[:12])}{more}"
 
 
 def _report_scores(data, labels) -> None:
@@ -728,7 +725,7 @@ def _fit_clusters(args: argparse.Namespace):
              args.finetune_steps else f"meta-learned features after {args.finetune_steps} "
                                       f"label-free fine-tuning steps on this data")
     print(f"clustered {len(x)} samples of {data.source} into {model.n_clusters_} clusters "
-          f"({space})")
+          f"({space}){_columns(data)}")
     if model.k_range_ is not None:
         low, high = model.k_range_
         note = (f"; {high} is the top of the range: the data may hold more clusters, so widen "
@@ -879,7 +876,8 @@ def cmd_embed(args: argparse.Namespace) -> int:
     write_table(out, data.ids, {"e": points})
     quality = embedding_quality(_comparable(x, not _normalize(learner) and learner is not None),
                                 points, k=max(1, min(10, (len(x) - 1) // 2)))
-    print(f"embedded {len(x)} samples of {data.source} in {args.dim} dimensions; wrote {out}")
+    print(f"embedded {len(x)} samples of {data.source} in {args.dim} dimensions; wrote {out}"
+          f"{_columns(data)}")
     print("quality against the input: " + ", ".join(f"{k} {v:.3f}" for k, v in quality.items()))
     return 0
 
@@ -939,7 +937,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
         flags = -scores < detector.offset_
     write_table(out, data.ids, {"score": scores, "anomaly": flags.astype(int)})
     print(f"scored {len(x)} samples of {data.source}: {int(flags.sum())} flagged as anomalies "
-          f"(higher score = more anomalous); wrote {out}")
+          f"(higher score = more anomalous); wrote {out}{_columns(data)}")
     if target is not None:
         from umeta.metrics import auroc
 
@@ -955,12 +953,13 @@ def cmd_detect(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from umeta.build import export_learner
+    from umeta.pretrained import sha256_of
 
     out = check_out(args.out, suffixes=(".safetensors",), inputs=(args.checkpoint,),
                     force=args.force)
     meta = export_learner(args.checkpoint, out, half=not args.float32)
-    print(f"wrote {out} ({out.stat().st_size / 2**20:.1f} MB, {meta['dtype']}, sha256 "
-          f"{meta['sha256'][:12]}...)")
+    print(f"wrote {out} ({out.stat().st_size / 2**20:.1f} MB, {meta['dtype']}; file sha256 "
+          f"{sha256_of(out)})")
     return 0
 
 
@@ -1148,20 +1147,30 @@ def _message(err: UmetaError) -> str:
     return str(err)
 
 
-def _print_warning(command: str, message, category, filename, lineno, file=None,
-                   line=None) -> None:
-    """A warning as one line on stderr, naming command-line flags instead of parameters."""
+def _note(args: argparse.Namespace, text: str) -> None:
+    """Keep a note for stderr (what was assumed or converted); `main` prints the notes once the
+    command has succeeded, so that a mistake is still reported in one line."""
+    args.notes.append(text)
+
+
+def _keep_warning(args: argparse.Namespace, message, category, filename, lineno, file=None,
+                  line=None) -> None:
+    """A warning as a one-line note, naming command-line flags instead of parameters."""
     text = re.sub(r"label_column='([^']*)'", r"--label-column \1", str(message))
-    print(f"umeta {command}: warning: {text}", file=sys.stderr)
+    _note(args, f"umeta {args.command}: warning: {text}")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.notes = []
     try:
         with warnings.catch_warnings():
-            warnings.showwarning = partial(_print_warning, args.command)
-            return COMMANDS[args.command](args)
+            warnings.showwarning = partial(_keep_warning, args)
+            code = COMMANDS[args.command](args)
+        for note in args.notes:
+            print(note, file=sys.stderr)
+        return code
     except UmetaError as err:
         print(f"umeta {args.command}: error: {_message(err)}", file=sys.stderr)
         return 2

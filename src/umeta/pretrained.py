@@ -61,6 +61,15 @@ SHIPPED: dict[str, ShippedModel] = {
                  "b6_spaces_builtin.json", "b7_one_shot_round2.json"),
         space="embedding+block2+block3",
     ),
+    "tables": ShippedModel(
+        file="builtin-tables.safetensors",
+        sha256="ff6641f751e615e9270b9a484731a542163bd5c86a8e1b8251ea0d25c082f63f",
+        command="umeta train --config configs/tables_cpu.toml --set data.data_dir=../shared/data "
+                "&& umeta export runs/tables_cpu/checkpoints/last.safetensors --out "
+                "src/umeta/weights/builtin-tables.safetensors",
+        results=("tables_cpu_metrics.jsonl", "tables_exclusion_b8.json",
+                 "builtin_tables_training_data.md", "b8_tables_builtin.json"),
+    ),
     "segmentation": ShippedModel(
         file="builtin-segmentation.safetensors",
         sha256="30bceeb33a32e3908df9be7315a1f3309fa838a80fc99bf7a1aea3cdf8762d57",
