@@ -101,6 +101,23 @@ def test_robustness_on_glyphs_with_the_builtin_model(tmp_path):
     assert "mCE of umeta relative to pixels" in proc.stdout
 
 
+def test_robustness_converts_a_folder_of_dark_ink_to_the_models_polarity(tmp_path):
+    from PIL import Image
+
+    glyphs = make_glyphs(10, samples_per_class=6, image_size=28, first_class=3100)
+    for i, (image, label) in enumerate(zip(glyphs.images.numpy(), glyphs.labels.numpy())):
+        folder = tmp_path / "scans" / f"class{label}"
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(255 - image[0]).save(folder / f"{i}.png")  # dark ink on white paper
+    proc = umeta("robustness", "--dataset", str(tmp_path / "scans"), "--tasks", "2",
+                 "--attack-tasks", "0", "--corruptions", "blur", "--severities", "1",
+                 "--n-way", "2", "--q-query", "2", "--per-class", "3", "--device", "cpu",
+                 "--out", str(tmp_path / "r.json"), "--figure", str(tmp_path / "r.png"),
+                 "--no-progress")
+    assert proc.returncode == 0, proc.stderr
+    assert "inverted (light background detected" in proc.stderr
+
+
 @pytest.mark.parametrize("args, fragment", [
     (["--severities", "0"], "the clean cell (0) is always run"),
     (["--severities", "one"], "--severities takes comma-separated integers"),

@@ -528,8 +528,12 @@ def _checkpoint(name: str) -> str | Path:
 def cmd_eval(args: argparse.Namespace) -> int:
     import time
 
+    import torch
+
     from umeta.build import is_label_free, load_learner, resolve_device
-    from umeta.data.sources import load_part
+    from umeta.data.convert import convert_images
+    from umeta.data.imageset import ImageSet
+    from umeta.data.sources import dataset_key, load_part
     from umeta.evaluate import evaluate_fewshot, parse_settings, set_transductive_steps
     from umeta.results import write_results
 
@@ -814,8 +818,12 @@ def _write_figure(figure: Path, data, x, model, typical, ambiguous, title: str) 
 def cmd_robustness(args: argparse.Namespace) -> int:
     import time
 
+    import torch
+
     from umeta.build import is_label_free, load_learner, resolve_device
-    from umeta.data.sources import load_part
+    from umeta.data.convert import convert_images
+    from umeta.data.imageset import ImageSet
+    from umeta.data.sources import dataset_key, load_part
     from umeta.robustness import DEFAULT_EPS, robustness_curves, summary_lines, write_robustness
     from umeta.tasks.corruptions import CORRUPTIONS
 
@@ -837,6 +845,11 @@ def cmd_robustness(args: argparse.Namespace) -> int:
     if args.data_dir or not (cfg.data_dir and Path(cfg.data_dir).is_dir()):
         cfg.data_dir = args.data_dir  # the checkpoint's folder is where it was trained
     data = load_part(cfg, args.part, rotations=False)
+    if dataset_key(cfg) == "folder":  # a user's images: in the model's polarity, as cluster does
+        conversion = convert_images(data.images, learner.image_shape)
+        data = ImageSet((conversion.images * 255).round().to(torch.uint8), data.labels,
+                        data.class_names, data.groups, data.name)
+        _note(args, conversion.note)
     start = time.perf_counter()
     curves = robustness_curves(learner, data, corruptions=corruptions, severities=severities,
                                eps=eps, attack=args.attack, attack_steps=args.attack_steps,
