@@ -528,12 +528,8 @@ def _checkpoint(name: str) -> str | Path:
 def cmd_eval(args: argparse.Namespace) -> int:
     import time
 
-    import torch
-
     from umeta.build import is_label_free, load_learner, resolve_device
-    from umeta.data.convert import convert_images
-    from umeta.data.imageset import ImageSet
-    from umeta.data.sources import dataset_key, load_part
+    from umeta.data.sources import load_part
     from umeta.evaluate import evaluate_fewshot, parse_settings, set_transductive_steps
     from umeta.results import write_results
 
@@ -1168,8 +1164,10 @@ def _note(args: argparse.Namespace, text: str) -> None:
 
 def _keep_warning(args: argparse.Namespace, message, category, filename, lineno, file=None,
                   line=None) -> None:
-    """A warning as a one-line note, naming command-line flags instead of parameters."""
-    text = re.sub(r"label_column='([^']*)'", r"--label-column \1", str(message))
+    """A warning as a one-line note, naming command-line flags (:data:`FLAGS`) where it names a
+    parameter as ``param='value'``."""
+    text = re.sub(r"\b(\w+)='([^']*)'",
+                  lambda m: f"{FLAGS[m[1]]} {m[2]}" if m[1] in FLAGS else m[0], str(message))
     _note(args, f"umeta {args.command}: warning: {text}")
 
 

@@ -44,7 +44,7 @@ import numpy as np
 from umeta.data.tables import Table
 from umeta.errors import UmetaError
 
-__all__ = ["read_user_table", "is_number", "check_n_clusters", "LabelLikeColumnWarning", "MAX_COLUMNS",
+__all__ = ["read_user_table", "check_n_clusters", "LabelLikeColumnWarning", "MAX_COLUMNS",
            "MAX_CATEGORIES", "USER_TABLE_EXTENSIONS"]
 
 MAX_COLUMNS = 2048
@@ -221,11 +221,11 @@ def _looks_like_header(cells: list[list[str]]) -> bool:
     """The header rule of the module docstring."""
     first, body = cells[0], cells[1:]
     if not body:
-        return not all(is_number(c) or c.lower() in _MISSING for c in first)
-    text_first = [not is_number(c) and c.lower() not in _MISSING for c in first]
+        return not all(_is_number(c) or c.lower() in _MISSING for c in first)
+    text_first = [not _is_number(c) and c.lower() not in _MISSING for c in first]
     for j, is_text in enumerate(text_first):
         column = [row[j] for row in body if row[j].lower() not in _MISSING]
-        if is_text and column and all(is_number(c) for c in column):
+        if is_text and column and all(_is_number(c) for c in column):
             return True
     if all(text_first):
         return all(first[j] not in {row[j] for row in body} for j in range(len(first)))
@@ -270,7 +270,7 @@ def _parquet_columns(p: Path, what: str) -> tuple[list[str], list]:
 
 # ----------------------------------------------------------------------------- values
 
-def is_number(text: str) -> bool:
+def _is_number(text: str) -> bool:
     """Whether ``text`` parses as a float."""
     try:
         float(text)
@@ -311,7 +311,7 @@ def _label_codes(col) -> tuple[np.ndarray, tuple[str, ...]]:
     else:
         known = np.array([t is not None for t in text], dtype=bool)
         values = text
-        if known.any() and all(is_number(t) for t in text[known]):
+        if known.any() and all(_is_number(t) for t in text[known]):
             values = np.array([np.nan if t is None else float(t) for t in text])
     codes = np.full(len(arr), -1, dtype=np.int64)
     labels: tuple[str, ...] = ()
@@ -342,10 +342,10 @@ def _feature_values(col, name: str, what: str) -> tuple[np.ndarray, tuple[str, .
             pass
     text = _as_text(arr)
     present = [t for t in text if t is not None]
-    numeric = [is_number(t) for t in present]
+    numeric = [_is_number(t) for t in present]
     n_rows = len(text)
     if present and sum(numeric) >= 0.9 * len(present) and not all(numeric):
-        bad = next(i for i, t in enumerate(text) if t is not None and not is_number(t))
+        bad = next(i for i, t in enumerate(text) if t is not None and not _is_number(t))
         raise UmetaError(f"{what}: column {name!r} is numbers except data row {bad + 1}: "
                          f"{text[bad]!r}; fix that cell or leave it empty (missing)")
     if present and all(numeric):
