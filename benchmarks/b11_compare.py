@@ -86,9 +86,11 @@ def case_outcome(scores: np.ndarray, accuracy: np.ndarray) -> dict:
             "random_hit": float(np.mean(accuracy >= best))}
 
 
-def selection_rows(cases: list[dict], criterion: str, group: str) -> list[dict]:
-    """Hit rate, regret, Spearman and Kendall of ``criterion`` over ``cases`` (result rows)."""
-    outcomes = [case_outcome(np.array(c["scores"][criterion]), np.array(c["accuracy"]))
+def selection_rows(cases: list[dict], criterion: str, group: str, metric: str = "accuracy",
+                   unit: str = "accuracy points lost against the best candidate") -> list[dict]:
+    """Hit rate, regret, Spearman and Kendall of ``criterion`` over ``cases`` (result rows),
+    judged by each case's ``metric`` (a list over its candidates; the regret in ``unit``)."""
+    outcomes = [case_outcome(np.array(c["scores"][criterion]), np.array(c[metric]))
                 for c in cases]
     n = len(outcomes)
     hits = sum(o["hit"] for o in outcomes)
@@ -100,7 +102,7 @@ def selection_rows(cases: list[dict], criterion: str, group: str) -> list[dict]:
                        random_hit_rate=round(100 * random_rate, 2), unit="percent of cases")]
     mean, ci = mean_ci95([o["regret"] for o in outcomes])
     rows.append(result_row(criterion, "label-free", group, "regret_points", mean, ci, n,
-                           unit="accuracy points lost against the best candidate"))
+                           unit=unit))
     for metric in ("spearman", "kendall"):
         values = [o[metric] for o in outcomes if not np.isnan(o[metric])]
         mean, ci = mean_ci95(values) if len(values) > 1 else (float("nan"), 0.0)
@@ -109,11 +111,13 @@ def selection_rows(cases: list[dict], criterion: str, group: str) -> list[dict]:
     return rows
 
 
-def fixed_choice_rows(cases: list[dict], name: str, group: str, chosen_on: str) -> list[dict]:
-    """Always choosing candidate ``name`` (MetaOD's global best): hit rate and regret."""
+def fixed_choice_rows(cases: list[dict], name: str, group: str, chosen_on: str,
+                      metric: str = "accuracy") -> list[dict]:
+    """Always choosing candidate ``name`` (MetaOD's global best): hit rate and regret, judged
+    by each case's ``metric``."""
     hits, regrets = [], []
     for c in cases:
-        acc = np.array(c["accuracy"])
+        acc = np.array(c[metric])
         own = acc[c["candidates"].index(name)]
         hits.append(own >= acc.max())
         regrets.append(acc.max() - own)
@@ -301,7 +305,8 @@ def main() -> None:
                   f"{' ' + row['subset'] if 'subset' in row else ''}")
     write_results(args.out, "B11", rows, device="cpu", wall_s=time.perf_counter() - start,
                   seed=args.seed, dataset="omniglot evaluation alphabets + xdomain",
-                  library=library, own_budget_s=args.own_budget_s, default_criterion=DEFAULT, criteria=list(CRITERIA), cases=cases)
+                  library=library, own_budget_s=args.own_budget_s, default_criterion=DEFAULT,
+                  criteria=list(CRITERIA), cases=cases)
 
 
 def summary_rows(cases: list[dict]) -> list[dict]:

@@ -47,7 +47,7 @@ def main() -> None:
     rows = []
     for cand in result.candidates:
         low, high = cand.ci95
-        training = "none" if cand.kind == "pixels" else "label-free"
+        training = "none" if cand.kind == "raw" else "label-free"
         rows.append(result_row(cand.name, training, f"{args.set}/{len(index)}",
                                result.criterion, cand.scores[result.criterion],
                                (high - low) / 2, result.n_boot, ci_low=round(low, 4),

@@ -11,13 +11,13 @@ fitted rows (a fitted row without itself).
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 from sklearn.cluster import HDBSCAN, AgglomerativeClustering, Birch, KMeans, SpectralClustering
 from sklearn.ensemble import IsolationForest
 from sklearn.mixture import GaussianMixture
 from sklearn.neighbors import LocalOutlierFactor, NearestNeighbors
+
+from umeta.numeric.columns import standardize_columns
 
 CLUSTERING = {
     "kmeans": "sklearn KMeans(k, init='k-means++', n_init=10)",
@@ -43,25 +43,9 @@ FIT_ROWS = {"ward": 20_000, "spectral": 5_000, "lof": 20_000, "knn": 20_000}
 
 
 def standardise(x: np.ndarray) -> np.ndarray:
-    """Median-impute, then z-score each column (constant columns become 0).
-
-    Parameters
-    ----------
-    x : ndarray of shape (N, D)
-
-    Returns
-    -------
-    ndarray of shape (N, D), float64
-    """
-    z = np.array(x, dtype=np.float64)
-    missing = np.isnan(z)
-    if missing.any():
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # an all-missing column
-            medians = np.nan_to_num(np.nanmedian(z, axis=0))
-        z[missing] = np.take(medians, np.nonzero(missing)[1])
-    std = z.std(0)
-    return (z - z.mean(0)) / np.where(std > 0, std, 1.0)
+    """Median-impute, then z-score each column (constant columns become 0):
+    `umeta.numeric.columns.standardize_columns` as an (N, D) float64 array."""
+    return standardize_columns(x).numpy()
 
 
 def fit_rows(n_rows: int, cap: int | None, seed: int) -> np.ndarray | None:

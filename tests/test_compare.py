@@ -19,9 +19,10 @@ from umeta.adapt.cluster import cluster_dataset
 from umeta.adapt.selection import (CandidateFeatures, augmented_views, bootstrap_scores,
                                    consistency, retrieval, score_candidates, stability)
 from umeta.compare import (CandidateResult, Comparison, basic_interval, compare_models,
-                           parse_candidates)
+                           compare_table_models, parse_candidates)
 from umeta.data import make_glyphs
 from umeta.errors import UmetaError
+from umeta.numeric import standardize_columns
 from umeta.params import ParamError
 
 
@@ -131,7 +132,7 @@ def test_parse_candidates_names_spaces_and_errors(tmp_path):
     found = parse_candidates(["psco"], [str(ckpt), f"{ckpt}@block2", "none", "builtin"])
     assert [(c.name, c.kind, c.space) for c in found] == [
         ("psco", "trained", "embedding"), ("mine", "checkpoint", "embedding"),
-        ("mine@block2", "checkpoint", "block2"), ("pixels", "pixels", "embedding"),
+        ("mine@block2", "checkpoint", "block2"), ("pixels", "raw", "embedding"),
         ("builtin", "checkpoint", "embedding")]
     for learners, checkpoints, message in [
             (["protonets"], ["none"], "unknown learner 'protonets'; choose from: protonet, "
@@ -248,6 +249,80 @@ def test_compare_models_refuses_vectors_and_nan():
         compare_models(x, learners=(), checkpoints=["none", "builtin"])
 
 
+# ----------------------------------------------------------------------------- tables
+
+def table_blobs(seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Three blobs of 40 rows in 5 columns of different scales, some values missing."""
+    x, y = blobs(40, 3, 5, spread=1.0, seed=seed)
+    x = x.numpy() * np.array([1.0, 100.0, 0.01, 1.0, 5.0], dtype=np.float32)
+    x[::7, 3] = np.nan  # a column of noise
+    return x, y
+
+
+def test_compare_table_models_ranks_by_stability_and_never_reads_the_labels():
+    x, y = table_blobs()
+    common = {"checkpoints": ["builtin", "none"], "n_clusters": 3, "n_boot": 5, "device": "cpu"}
+    result = compare_table_models(x, labels=y, **common)
+    assert [c.name for c in result.candidates] == ["builtin", "values"]
+    assert result.criterion == "stability" and result.unit == "rows" and result.budget_s == 0
+    assert result.result("values").truth["clustering_accuracy"] == 100.0
+    # the raw candidate is k-means on the imputed, z-scored columns, scored as selection does
+    raw = standardize_columns(x).float()
+    assert result.result("values").scores["stability"] == pytest.approx(stability(raw, 3, 0))
+    shuffled = compare_table_models(x, labels=np.random.default_rng(0).permutation(y), **common)
+    assert shuffled.recommended == result.recommended
+    for a, b in zip(result.candidates, shuffled.candidates):
+        assert a.scores == b.scores and a.ci95 == b.ci95
+    unlabelled = compare_table_models(x, **common)
+    assert unlabelled.labelled_best is None and unlabelled.candidates[0].truth is None
+    assert "resamples of the rows" in result.verdict()[1]
+
+
+def test_compare_table_models_subsamples_long_tables_and_estimates_k():
+    x, _ = table_blobs()
+    result = compare_table_models(x, max_samples=60, n_boot=0, device="cpu", k_range=(2, 5))
+    assert result.n_images == 120 and result.n_scored == 60
+    assert result.notes == ["scored on a seeded subsample of 60 of the 120 rows"]
+    assert set(result.k_estimates) == {"builtin", "values"}
+    assert len(result.candidates[0].labels) == 60
+
+
+def test_compare_table_models_bad_arguments(checkpoint):
+    x, y = table_blobs()
+    with pytest.raises(UmetaError, match="learns from many past tables"):
+        parse_candidates(["protonet"], ["none"], "tables")
+    with pytest.raises(UmetaError, match="one embedding space"):
+        compare_table_models(x, checkpoints=["builtin@block2", "none"])
+    with pytest.raises(UmetaError, match="is an image model; comparing tables needs table"):
+        compare_table_models(x, checkpoints=[str(checkpoint), "none"], device="cpu")
+    with pytest.raises(UmetaError, match="labels must be one per row: got 2"):
+        compare_table_models(x, labels=[0, 1], device="cpu")
+    with pytest.raises(UmetaError, match="the table has 3 row"):
+        compare_table_models(x[:3], device="cpu")
+
+
+def test_compare_cli_on_a_table(tmp_path):
+    x, y = table_blobs()
+    table = tmp_path / "rows.csv"
+    lines = ["a,b,c,d,e,kind"] + [",".join("" if np.isnan(v) else f"{v:.4f}" for v in row)
+                                  + f",k{label}" for row, label in zip(x, y)]
+    table.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "cmp.json"
+    proc = umeta("compare", str(table), "--label-column", "kind", "--n-clusters", "3",
+                 "--resamples", "3", "--device", "cpu", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert "2 candidates on 120 rows" in proc.stdout and "feature columns" in proc.stdout
+    doc = json.loads(out.read_text())
+    assert [c["name"] for c in doc["candidates"]] == ["builtin", "values"]
+    assert doc["criterion"] == "stability" and doc["unit"] == "rows"
+    assert doc["candidates"][1]["truth"]["clustering_accuracy"] == 100.0
+    assert out.with_suffix(".png").stat().st_size > 1000
+    base = ["compare", str(table), "--device", "cpu", "--out", str(tmp_path / "b.json")]
+    assert_user_error(umeta(*base, "--learners", "protonet"), "learns from many past tables")
+    assert_user_error(umeta(*base, "--invert"), "--invert / --no-invert is for images")
+    assert_user_error(umeta(*base, "--image-size", "32"), "--image-size is for images")
+
+
 # ----------------------------------------------------------------------------- CLI
 
 @pytest.fixture(scope="module")
@@ -310,10 +385,12 @@ def test_compare_cli_bad_data_and_labels(square_folder, tmp_path):
     labels.write_text("a\nb\n")
     assert_user_error(umeta("compare", str(square_folder), *base, "--labels", str(labels),
                             "--out", str(tmp_path / "b.json")), "has 2 labels but")
+    assert_user_error(umeta("compare", str(square_folder), *base, "--label-column", "y",
+                            "--out", str(tmp_path / "b.json")), "--label-column is for tables")
     table = tmp_path / "t.csv"
     table.write_text("a,b\n1,2\n3,4\n5,6\n")
     assert_user_error(umeta("compare", str(table), *base, "--out", str(tmp_path / "c.json")),
-                      "works on images")
+                      "the table has 3 row(s)")
 
 
 def test_compare_help_has_a_description_and_defaults():
@@ -321,7 +398,7 @@ def test_compare_help_has_a_description_and_defaults():
     assert not text.split("\n\n")[1].startswith(("options:", "positional"))
     flat = " ".join(text.split())
     assert "training seconds of each learner (default: 60.0)" in flat
-    assert "(default: consistency)" in flat
+    assert "(default: consistency; stability on a table)" in flat
 
 
 # ----------------------------------------------------------------------------- B11

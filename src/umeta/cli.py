@@ -224,24 +224,29 @@ def _add_adapt_parsers(sub) -> None:
 
 def _add_compare_parser(sub) -> None:
     from umeta.adapt.selection import CRITERIA
+    from umeta.compare import IMAGE_SIZE, TABLE_CRITERION
     from umeta.recipes import COMPARE_TASKS
 
     p = _command(sub, "compare", "which meta-learner (or model) clusters my data best?",
                  "Meta-train each learner without labels on the data's own images (the same "
                  "budget, seed and backbone) and/or load checkpoints, cluster the data in each "
                  "candidate's space, rank them by a label-free criterion and recommend one, with "
-                 "a bootstrap over the images for its uncertainty. Labels (class subfolders, an "
-                 "npz's y, or --labels) are used for scoring only. Writes --out (JSON) and a "
-                 "plot beside it (same name, .png).")
-    p.add_argument("data", help="a folder of images (class subfolders optional) or an .npz "
-                                "with images X (and optional y)")
-    p.add_argument("--learners", default=",".join(COMPARE_TASKS),
-                   help="comma-separated learners to meta-train on the data ('' for none: "
-                        "compare checkpoints only)")
+                 "a bootstrap over the images for its uncertainty. On a table (CSV, TSV, "
+                 "Parquet, npz with X (N, D)) the candidates are table models and the raw "
+                 "values (default: builtin,none); nothing is trained. Labels (class "
+                 "subfolders, an npz's y, --label-column or --labels) are used for scoring "
+                 "only. Writes --out (JSON) and a plot beside it (same name, .png).")
+    p.add_argument("data", help="a folder of images (class subfolders optional), an .npz "
+                                "with images X (and optional y), or a table")
+    p.add_argument("--learners",
+                   help=f"comma-separated learners to meta-train on the images ('' for none: "
+                        f"compare checkpoints only; default: {','.join(COMPARE_TASKS)}; none "
+                        f"on a table)")
     p.add_argument("--checkpoints",
                    help="comma-separated checkpoints to compare too: .safetensors files, "
-                        "'builtin' (the built-in image model), 'none' (the raw pixels); "
-                        "NAME@SPACE embeds in another space, e.g. builtin@block2")
+                        "'builtin' (the built-in model of the data's kind), 'none' (the raw "
+                        "pixels or values); NAME@SPACE embeds images in another space, e.g. "
+                        "builtin@block2 (default on a table: builtin,none)")
     p.add_argument("--budget-s", type=float, default=60.0,
                    help="training seconds of each learner")
     p.add_argument("--max-steps", type=int, default=1_000_000,
@@ -254,17 +259,19 @@ def _add_compare_parser(sub) -> None:
                    help="the candidates when the number of clusters is estimated")
     p.add_argument("--labels", help="a text file with one label per line, in the data's order "
                                     "(for scoring only; overrides the data's own labels)")
-    p.add_argument("--criterion", default=CRITERIA[0], choices=CRITERIA,
-                   help="the label-free criterion the recommendation ranks by")
+    p.add_argument("--criterion", choices=CRITERIA,
+                   help=f"the label-free criterion the recommendation ranks by (default: "
+                        f"{CRITERIA[0]}; {TABLE_CRITERION} on a table)")
+    p.add_argument("--label-column", help="a table's column holding labels (for scoring only)")
     p.add_argument("--resamples", type=int, default=50,
                    help="bootstrap resamples of the images for the uncertainty (0: none)")
     p.add_argument("--views", type=int, default=2,
                    help="augmented views of every image (consistency, retrieval)")
     p.add_argument("--max-samples", type=int, default=2000,
-                   help="score on a seeded subsample of at most this many images")
-    p.add_argument("--image-size", type=int, default=28,
-                   help="side of the images the learners train on (and of a folder of mixed "
-                        "sizes)")
+                   help="score on a seeded subsample of at most this many images (or rows)")
+    p.add_argument("--image-size", type=int,
+                   help=f"side of the images the learners train on (and of a folder of mixed "
+                        f"sizes; default {IMAGE_SIZE})")
     p.add_argument("--run-dir", help="keep the trained learners' runs (checkpoints) in "
                                      "RUN_DIR/<learner>; default: a temporary folder, removed")
     p.add_argument("--out", default="compare.json", help="the comparison's JSON file")
@@ -691,15 +698,10 @@ def _comparable(x, table: bool):
     """The inputs as rows of numbers the embedding's quality is measured against: flattened;
     for a ``table`` (a table model's input), missing values set to their column's median and
     each column scaled to unit variance (its units are arbitrary)."""
-    import torch
+    from umeta.numeric import standardize_columns
 
     x = x.flatten(1)
-    if not table:
-        return x
-    x = x.double()
-    x = torch.where(torch.isnan(x), torch.nanmedian(x, 0).values.nan_to_num(), x)
-    std = x.std(0)
-    return (x - x.mean(0)) / torch.where(std > 0, std, torch.ones_like(std))
+    return standardize_columns(x) if table else x
 
 
 def _adapt_out(args: argparse.Namespace, *inputs) -> Path:
@@ -993,8 +995,11 @@ def read_labels(path: str, n: int, data: str) -> list[str]:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from umeta.compare import compare_models, parse_candidates
+    from umeta.adapt.selection import CRITERIA
+    from umeta.compare import (IMAGE_SIZE, TABLE_CRITERION, compare_models,
+                               compare_table_models, parse_candidates)
     from umeta.data.user import data_kind, image_folder_sizes, load_user_data
+    from umeta.recipes import COMPARE_TASKS
 
     out = check_out(args.out, suffixes=(".json",), inputs=(args.data, args.labels),
                     force=args.force)
@@ -1002,33 +1007,52 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if plot.exists() and not args.force:
         raise UmetaError(f"the plot {str(plot)!r} (beside --out) exists; pass --force to "
                          f"overwrite it or choose another --out")
-    learners = [n.strip() for n in args.learners.split(",") if n.strip()]
-    checkpoints = [n.strip() for n in (args.checkpoints or "").split(",") if n.strip()]
-    parse_candidates(learners, checkpoints)  # bad names before the data is read
     if not Path(args.data).exists():
         raise UmetaError(f"data path {args.data!r} does not exist; check the path")
-    if data_kind(args.data) != "images":
-        raise UmetaError(f"umeta compare works on images; {args.data!r} holds vectors (give a "
-                         f"folder of images or an npz with X of shape (N, H, W) or (N, C, H, W))")
-    mixed = Path(args.data).is_dir() and len(image_folder_sizes(args.data)) > 1
-    data = load_user_data(args.data, image_size=args.image_size if mixed else None)
+    kind = "images" if data_kind(args.data) == "images" else "tables"
+    listed = {"learners": args.learners, "checkpoints": args.checkpoints}
+    if listed["learners"] is None:
+        listed["learners"] = ",".join(COMPARE_TASKS) if kind == "images" else ""
+    if listed["checkpoints"] is None and kind == "tables":
+        listed["checkpoints"] = "builtin,none"
+    learners, checkpoints = ([n.strip() for n in (listed[k] or "").split(",") if n.strip()]
+                             for k in ("learners", "checkpoints"))
+    parse_candidates(learners, checkpoints, kind)  # bad names before the data is read
+    if kind == "tables":
+        for flag, given in (("--invert / --no-invert", args.invert is not None),
+                            ("--image-size", args.image_size is not None)):
+            if given:
+                raise UmetaError(f"{flag} is for images; {args.data!r} is a table")
+        data, table, _ = _table_inputs(args.data, args, args.label_column, None, "vectors")
+    else:
+        if args.label_column is not None:
+            raise UmetaError("--label-column is for tables; images take their labels from "
+                             "class subfolders, an npz's y or --labels")
+        image_size = args.image_size or IMAGE_SIZE
+        mixed = Path(args.data).is_dir() and len(image_folder_sizes(args.data)) > 1
+        data = load_user_data(args.data, image_size=image_size if mixed else None)
     labels = None if data.y is None else data.y.numpy()
     if args.labels:
         labels = read_labels(args.labels, len(data.x), data.source)
-    result = compare_models(
-        data.x, learners=learners, checkpoints=checkpoints, n_clusters=args.n_clusters,
-        labels=labels, budget_s=args.budget_s, max_steps=args.max_steps,
-        criterion=args.criterion, n_views=args.views,
-        n_boot=args.resamples, max_samples=args.max_samples, image_size=args.image_size,
-        k_range=tuple(args.k_range), invert=args.invert, seed=args.seed, device=args.device,
-        run_dir=args.run_dir, source=str(args.data), progress=not args.no_progress)
+    common = dict(checkpoints=checkpoints, n_clusters=args.n_clusters, labels=labels,
+                  criterion=args.criterion or (TABLE_CRITERION if kind == "tables" else
+                                               CRITERIA[0]),
+                  n_views=args.views, n_boot=args.resamples, max_samples=args.max_samples,
+                  k_range=tuple(args.k_range), seed=args.seed, device=args.device)
+    if kind == "tables":
+        result = compare_table_models(table, **common)
+    else:
+        result = compare_models(
+            data.x, learners=learners, budget_s=args.budget_s, max_steps=args.max_steps,
+            image_size=image_size, invert=args.invert, source=str(args.data),
+            run_dir=args.run_dir, progress=not args.no_progress, **common)
     for note in result.notes:
         print(note, file=sys.stderr)
     k = (f"k = {result.n_clusters}" if result.k_estimates is None else
          f"k = {result.n_clusters}, the median of the candidates' silhouette estimates "
          f"({', '.join(f'{n} {v}' for n, v in result.k_estimates.items())}; --n-clusters sets it)")
-    print(f"{len(result.candidates)} candidates on {result.n_scored} images of {data.source}, "
-          f"{k}; label-free criterion: {result.criterion}")
+    print(f"{len(result.candidates)} candidates on {result.n_scored} {result.unit} of "
+          f"{data.source}, {k}; label-free criterion: {result.criterion}{_columns(data)}")
     print(result.table())
     print("\n".join(result.verdict()))
     try:

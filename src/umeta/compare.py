@@ -9,6 +9,12 @@ raw pixels), clusters the data in each candidate's space with k-means
 (`umeta.adapt.selection`). The recommendation is the candidate the criterion ranks first, with
 its margin over the runner-up and a bootstrap over the images for the uncertainty of both. Labels,
 where given, are used for scoring only: each candidate's clustering accuracy, NMI and ARI.
+
+:func:`compare_table_models` does the same for one table: the candidates are table models
+(``"builtin"``, checkpoints trained on past tables with ``umeta train``) and ``"none"``, the raw
+values (median-imputed, z-scored: `umeta.numeric.standardize_columns`); the held-out views hide
+a share of the cells (`umeta.adapt.selection.masked_views`). A table model is meta-trained on
+many past tables, not on the one table at hand, so nothing is trained here.
 """
 
 from __future__ import annotations
@@ -26,10 +32,11 @@ import torch
 from torch import Tensor
 
 from umeta.adapt.cluster import search_range
-from umeta.adapt.embed import embed_inputs
+from umeta.adapt.embed import embed_inputs, is_table_model, table_inputs
 from umeta.adapt.layers import in_space, parse_space
 from umeta.adapt.selection import (CRITERIA, CandidateFeatures, augmented_views,
-                                   bootstrap_scores, check_criterion, score_candidates)
+                                   bootstrap_scores, check_criterion, masked_views,
+                                   score_candidates)
 from umeta.build import load_learner, resolve_device
 from umeta.data.convert import convert_images
 from umeta.data.imageset import ImageSet
@@ -38,6 +45,7 @@ from umeta.files import atomic_write
 from umeta.learners.base import Learner
 from umeta.metrics import clustering_scores
 from umeta.numeric.clustering import check_cluster_count, estimate_n_clusters
+from umeta.numeric.columns import standardize_columns
 from umeta.numeric.random import check_seed, seeded_generator
 from umeta.params import Interval, Pair, check_params
 from umeta.pretrained import BUILTIN, load_builtin
@@ -50,8 +58,18 @@ LEARNER_CHOICES = tuple(COMPARE_TASKS)
 #: A recommendation is called clear when its margin's interval excludes 0 and it is first in at
 #: least this share of the resamples (B11 measures how often such recommendations are right).
 CONFIDENT_SHARE = 0.8
-#: The checkpoint name of the raw pixels (the classical baseline), as in `umeta cluster`.
+#: The checkpoint name of the raw pixels or values (the classical baseline), as in
+#: `umeta cluster`.
 PIXELS = "none"
+#: Side of the images the learners are trained on unless told.
+IMAGE_SIZE = 28
+#: The candidate name of the raw inputs, by kind of data.
+RAW_NAMES = {"images": "pixels", "tables": "values"}
+#: The criterion a table comparison ranks by unless told. Chosen on DEV tables before B11's
+#: table part: 73 pmlb tables that are no B8 table, the priors-only table model against the raw
+#: values; stability had the highest mean ARI of its picks (0.158; consistency 0.143,
+#: retrieval 0.153).
+TABLE_CRITERION = "stability"
 #: Limits of :func:`compare_models`' parameters.
 COMPARE_LIMITS = {
     "budget_s": [Interval(float, 0, None, closed="neither")],
@@ -74,7 +92,7 @@ class Candidate:
     name : str
         Its name in the table (the learner, ``builtin``, ``pixels`` or the checkpoint's file
         stem, with ``@SPACE`` when not the model's own embedding).
-    kind : {"trained", "checkpoint", "pixels"}
+    kind : {"trained", "checkpoint", "raw"}
     source : str
         The learner to train, or the checkpoint (a path or ``"builtin"``).
     space : str
@@ -88,9 +106,11 @@ class Candidate:
 
 
 def parse_candidates(learners: Sequence[str] = (),
-                     checkpoints: Sequence[str | Path] = ()) -> list[Candidate]:
+                     checkpoints: Sequence[str | Path] = (),
+                     data_kind: str = "images") -> list[Candidate]:
     """The candidates named by ``learners`` (of :data:`LEARNER_CHOICES`) and ``checkpoints``
-    (paths, ``"builtin"`` or ``"none"``; ``"PATH@SPACE"`` embeds in another space).
+    (paths, ``"builtin"`` or ``"none"``; ``"PATH@SPACE"`` embeds in another space) for data of
+    ``data_kind`` (``"images"`` or ``"tables"``: no learners, no spaces).
 
     Raises
     ------
@@ -102,7 +122,15 @@ def parse_candidates(learners: Sequence[str] = (),
     --------
     >>> [c.name for c in parse_candidates(["protonet", "psco"], ["builtin@block2", "none"])]
     ['protonet', 'psco', 'builtin@block2', 'pixels']
+    >>> [c.name for c in parse_candidates([], ["builtin", "none"], "tables")]
+    ['builtin', 'values']
     """
+    raw = RAW_NAMES[data_kind]
+    if data_kind == "tables" and learners:
+        raise UmetaError("a table model learns from many past tables, not from the one table "
+                         "compared: give no learners (--learners '') and compare table "
+                         "checkpoints ('builtin', files made by umeta train on your tables) "
+                         "and 'none' (the raw values)")
     found: list[Candidate] = []
     for name in learners:
         if name not in LEARNER_CHOICES:
@@ -112,17 +140,20 @@ def parse_candidates(learners: Sequence[str] = (),
         source, space = given, "embedding"
         head, sep, tail = given.rpartition("@")
         if sep and head and not Path(given).exists():
+            if data_kind == "tables":
+                raise UmetaError(f"{given!r}: a table model has one embedding space; give the "
+                                 f"checkpoint without @{tail}")
             parse_space(tail)  # an unknown space is one clear error
             source, space = head, tail
         if source == PIXELS:
             if space != "embedding":
                 raise UmetaError(f"{given!r}: the raw pixels have no embedding spaces; give "
                                  f"'{PIXELS}' alone")
-            found.append(Candidate("pixels", "pixels", PIXELS))
+            found.append(Candidate(raw, "raw", PIXELS))
             continue
         if source != BUILTIN and not Path(source).is_file():
             raise UmetaError(f"checkpoint {source!r} not found; give a .safetensors file, "
-                             f"'{BUILTIN}' or '{PIXELS}' (the raw pixels)")
+                             f"'{BUILTIN}' or '{PIXELS}' (the raw {raw})")
         name = BUILTIN if source == BUILTIN else Path(source).stem
         found.append(Candidate(name + ("" if space == "embedding" else f"@{space}"),
                                "checkpoint", source, space))
@@ -196,14 +227,16 @@ class Comparison:
     k_estimates : dict of str to int or None
         Each candidate's silhouette estimate of k when it was not given (k is their median).
     n_images, n_scored : int
-        Images given, and images scored (a seeded subsample of at most ``max_samples``).
+        Images (or rows) given, and scored (a seeded subsample of at most ``max_samples``).
     labelled_best : str or None
         The candidate of highest clustering accuracy, with labels.
     notes : list of str
-        What was done to the images on the way (conversions).
+        What was done to the data on the way (conversions, subsamples).
     budget_s : float
         Training budget of each trained candidate.
     seed : int
+    unit : str
+        What the data's samples are: ``"images"`` or ``"rows"`` (of a table).
     """
 
     candidates: list[CandidateResult]
@@ -221,6 +254,7 @@ class Comparison:
     notes: list[str]
     budget_s: float
     seed: int
+    unit: str = "images"
 
     def result(self, name: str) -> CandidateResult:
         """The candidate called ``name``."""
@@ -241,14 +275,15 @@ class Comparison:
                          f"measured)")
         else:
             low, high = self.margin_ci95
-            share = f"first in {best.first_share:.0%} of {self.n_boot} resamples of the images"
+            share = (f"first in {best.first_share:.0%} of {self.n_boot} resamples of the "
+                     f"{self.unit}")
             if low > 0 and best.first_share >= CONFIDENT_SHARE:
                 lines.append(f"ahead of {self.runner_up} by {gap} [{low:+.3f}, {high:+.3f}] "
                              f"(95% bootstrap interval); {share}")
             else:
                 lines.append(f"not a clear winner: ahead of {self.runner_up} by {gap} "
                              f"[{low:+.3f}, {high:+.3f}] (95% bootstrap interval), {share}; "
-                             f"treat them as a near-tie (more images narrow it)")
+                             f"treat them as a near-tie (more {self.unit} narrow it)")
         if self.labelled_best is not None:
             truth = {c.name: c.truth["clustering_accuracy"] for c in self.candidates}
             top = self.labelled_best
@@ -300,7 +335,7 @@ class Comparison:
             "n_boot": self.n_boot, "verdict": self.verdict(), "labelled_best": self.labelled_best,
             "n_clusters": self.n_clusters, "k_estimates": self.k_estimates,
             "n_images": self.n_images, "n_scored": self.n_scored, "budget_s": self.budget_s,
-            "seed": self.seed, "notes": self.notes,
+            "seed": self.seed, "unit": self.unit, "notes": self.notes,
             "candidates": [{
                 "name": c.name, "kind": c.kind, "space": c.space, "description": c.description,
                 "scores": rounded(c.scores),
@@ -326,7 +361,8 @@ class Comparison:
                                np.array([c.scores[self.criterion] for c in cands]),
                                np.array(ci), truth, self.criterion,
                                [c.name for c in cands].index(self.recommended), path,
-                               f"umeta compare: {len(cands)} candidates, {self.n_scored} images, "
+                               f"umeta compare: {len(cands)} candidates, {self.n_scored} "
+                               f"{self.unit}, "
                                f"k = {self.n_clusters}")
 
 
@@ -362,31 +398,59 @@ def _as_images(images: Tensor | np.ndarray) -> Tensor:
     return x
 
 
-def _encode_labels(labels, n: int) -> np.ndarray | None:
+def _encode_labels(labels, n: int, unit: str = "images") -> np.ndarray | None:
     if labels is None:
         return None
     y = np.asarray(labels)
     if y.ndim != 1 or len(y) != n:
-        raise UmetaError(f"labels must be one per image: got {y.shape[0] if y.ndim else 0} "
-                         f"label(s) of shape {y.shape} for {n} images")
+        raise UmetaError(f"labels must be one per {unit[:-1]}: got {y.shape[0] if y.ndim else 0} "
+                         f"label(s) of shape {y.shape} for {n} {unit}")
     return np.unique(y, return_inverse=True)[1]
 
 
-def _describe(learner: Learner | None, cand: Candidate) -> str:
-    if cand.kind == "pixels":
-        return "raw pixels, the classical baseline"
+def _criteria(criterion: str, criteria: Sequence[str]) -> tuple[str, ...]:
+    """``criteria`` checked, with ``criterion`` (the one ranked by) first when missing."""
+    for name in (criterion, *criteria):
+        check_criterion(name)
+    return tuple(criteria) if criterion in criteria else (criterion, *criteria)
+
+
+def _scored_rows(n: int, max_samples: int, seed: int, unit: str,
+                 notes: list[str]) -> Tensor:
+    """Sorted indices (M,) of the samples scored: all ``n``, or a seeded subsample of
+    ``max_samples`` (said in ``notes``)."""
+    gen = seeded_generator(seed, torch.device("cpu"))
+    if n <= max_samples:
+        return torch.arange(n)
+    notes.append(f"scored on a seeded subsample of {max_samples} of the {n} {unit}")
+    return torch.randperm(n, generator=gen)[:max_samples].sort().values
+
+
+def _describe(learner: Learner | None, cand: Candidate, data_kind: str = "images") -> str:
+    if cand.kind == "raw":
+        return ("raw pixels, the classical baseline" if data_kind == "images" else
+                "raw values (missing ones median-imputed, columns z-scored), the classical "
+                "baseline")
     cfg = learner.config
     what = (f"{cfg.learner.name} on {cfg.model.backbone}-{cfg.model.hidden}, "
             f"{cfg.tasks.builder} tasks")
-    where = "built-in image model" if cand.source == BUILTIN else f"checkpoint {cand.source}"
+    where = (f"built-in {data_kind[:-1]} model" if cand.source == BUILTIN
+             else f"checkpoint {cand.source}")
     space = "" if cand.space == "embedding" else f", space {cand.space}"
     return f"{where}: {what} on {cfg.data.dataset}{space}"
 
 
-def _load(cand: Candidate, device: torch.device) -> Learner:
+def _load(cand: Candidate, device: torch.device, data_kind: str = "images") -> Learner:
+    """The candidate's model; on a table, it must be a table model (and an image model on
+    images)."""
     if cand.source == BUILTIN:  # "builtin" is the model as shipped, "builtin@SPACE" in SPACE
-        return load_builtin("images", device, None if cand.space == "embedding" else cand.space)
-    return in_space(load_learner(cand.source, device), cand.space)
+        return load_builtin(data_kind, device, None if cand.space == "embedding" else cand.space)
+    learner = in_space(load_learner(cand.source, device), cand.space)
+    if is_table_model(learner) != (data_kind == "tables"):
+        model = "a table model" if is_table_model(learner) else "an image model"
+        raise UmetaError(f"checkpoint {cand.source!r} is {model}; comparing {data_kind} needs "
+                         f"{data_kind[:-1]} models")
+    return learner
 
 
 def _train(cand: Candidate, images: Tensor, source: str, budget_s: float, max_steps: int,
@@ -407,7 +471,7 @@ def compare_models(images: Tensor | np.ndarray, *, learners: Sequence[str] = LEA
                    labels=None, budget_s: float = 60.0, max_steps: int = 1_000_000,
                    criterion: str = CRITERIA[0],
                    criteria: Sequence[str] = CRITERIA, n_views: int = 2, n_boot: int = 50,
-                   max_samples: int = 2000, image_size: int = 28,
+                   max_samples: int = 2000, image_size: int = IMAGE_SIZE,
                    k_range: tuple[int, int] = (2, 10), invert: bool | None = None,
                    seed: int = 0, device: str = "auto", run_dir: str | Path | None = None,
                    source: str = "images", progress: bool = False) -> Comparison:
@@ -481,11 +545,7 @@ def compare_models(images: Tensor | np.ndarray, *, learners: Sequence[str] = LEA
                   "k_range": tuple(k_range), "n_views": n_views, "n_boot": n_boot,
                   "max_samples": max_samples, "image_size": image_size}, COMPARE_LIMITS)
     check_seed(seed)
-    for name in criteria:
-        check_criterion(name)
-    check_criterion(criterion)
-    if criterion not in criteria:
-        criteria = (criterion, *criteria)
+    criteria = _criteria(criterion, criteria)
     cands = parse_candidates(learners, checkpoints)
     x = _as_images(images)
     y = _encode_labels(labels, len(x))
@@ -496,11 +556,7 @@ def compare_models(images: Tensor | np.ndarray, *, learners: Sequence[str] = LEA
     notes = [f"images {'inverted' if base.inverted else 'not inverted'} to light ink on a dark "
              f"background (border median {base.background:.2f}"
              f"{'' if invert is None else ', as asked'})"]
-    gen = seeded_generator(seed, torch.device("cpu"))
-    scored = (torch.randperm(len(x), generator=gen)[:max_samples].sort().values
-              if len(x) > max_samples else torch.arange(len(x)))
-    if len(scored) < len(x):
-        notes.append(f"scored on a seeded subsample of {len(scored)} of the {len(x)} images")
+    scored = _scored_rows(len(x), max_samples, seed, "images", notes)
     views = augmented_views(base.images[scored], n_views, seed)  # (R, M, C, H, W)
     train_shape = (x.shape[1], image_size, image_size)
     train_images = None
@@ -512,7 +568,7 @@ def compare_models(images: Tensor | np.ndarray, *, learners: Sequence[str] = LEA
         for cand in cands:
             start = time.perf_counter()
             training = None
-            if cand.kind == "pixels":
+            if cand.kind == "raw":
                 learner, shape = None, tuple(x.shape[1:])
             elif cand.kind == "trained":
                 if train_images is None:
@@ -541,6 +597,85 @@ def compare_models(images: Tensor | np.ndarray, *, learners: Sequence[str] = LEA
             if training is not None:
                 training["total_s"] = round(time.perf_counter() - start, 2)
             described[cand.name] = (what, training)
+    return _rank(cands, features, described, y, scored, len(x), n_clusters, k_range,
+                 criterion, criteria, n_boot, seed, notes, float(budget_s), "images")
+
+
+def compare_table_models(table: Tensor | np.ndarray, *,
+                         checkpoints: Sequence[str | Path] = (BUILTIN, PIXELS),
+                         n_clusters: int | None = None, labels=None,
+                         criterion: str = TABLE_CRITERION, criteria: Sequence[str] = CRITERIA,
+                         n_views: int = 2, n_boot: int = 50, max_samples: int = 2000,
+                         k_range: tuple[int, int] = (2, 10), seed: int = 0,
+                         device: str = "auto") -> Comparison:
+    """Compare table models (and the raw values) on one table, without labels.
+
+    Parameters
+    ----------
+    table : Tensor or ndarray of shape (N, D)
+        Numbers, NaN for missing values, any scale (`umeta.adapt.table_inputs` checks it).
+    checkpoints : table model files, ``"builtin"`` (the built-in table model) or ``"none"``
+        (the raw values, median-imputed and z-scored).
+    n_clusters, labels, criterion, criteria, n_boot, k_range, seed, device :
+        As in :func:`compare_models`; ``criterion`` defaults to :data:`TABLE_CRITERION`.
+    n_views : int
+        Views of the table with a share of its cells hidden (`umeta.adapt.selection.masked_views`),
+        for ``consistency`` and ``retrieval``; each model reads each view as a new table.
+    max_samples : int
+        Rows scored (a seeded subsample of a longer table; every model reads the whole table).
+
+    Returns
+    -------
+    Comparison
+        With ``unit == "rows"`` and ``budget_s == 0`` (nothing is trained).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> x = np.concatenate([rng.normal(0, 1, (40, 3)), rng.normal(6, 1, (40, 3))])
+    >>> result = compare_table_models(x, checkpoints=["none", "builtin"], n_clusters=2,
+    ...                               n_boot=0, device="cpu")
+    >>> [c.name for c in result.candidates], result.criterion
+    (['values', 'builtin'], 'stability')
+    """
+    check_params({"n_clusters": n_clusters, "k_range": tuple(k_range), "n_views": n_views,
+                  "n_boot": n_boot, "max_samples": max_samples}, COMPARE_LIMITS)
+    check_seed(seed)
+    criteria = _criteria(criterion, criteria)
+    cands = parse_candidates((), checkpoints, "tables")
+    x = table_inputs(table, min_samples=4)
+    y = _encode_labels(labels, len(x), "rows")
+    if n_clusters is not None:
+        check_cluster_count(n_clusters, len(x))
+    dev = resolve_device(device)
+    notes: list[str] = []
+    scored = _scored_rows(len(x), max_samples, seed, "rows", notes)
+    views = masked_views(x, n_views, seed)  # (R, N, D)
+    features: dict[str, CandidateFeatures] = {}
+    described: dict[str, tuple[str, dict | None]] = {}
+    for cand in cands:
+        learner = None if cand.kind == "raw" else _load(cand, dev, "tables")
+
+        def embed(t: Tensor) -> Tensor:
+            if learner is None:
+                return standardize_columns(t).float()[scored]
+            return learner.encode_table(t.to(dev), seed=seed)[0].cpu()[scored]
+
+        features[cand.name] = CandidateFeatures(embed(x), torch.stack([embed(v) for v in views]))
+        described[cand.name] = (_describe(learner, cand, "tables"), None)
+    return _rank(cands, features, described, y, scored, len(x), n_clusters, k_range,
+                 criterion, criteria, n_boot, seed, notes, 0.0, "rows")
+
+
+def _rank(cands: list[Candidate], features: dict[str, CandidateFeatures],
+          described: dict[str, tuple[str, dict | None]], y: np.ndarray | None, scored: Tensor,
+          n_given: int, n_clusters: int | None, k_range: tuple[int, int], criterion: str,
+          criteria: Sequence[str], n_boot: int, seed: int, notes: list[str], budget_s: float,
+          unit: str) -> Comparison:
+    """Score every candidate's ``features`` of the ``scored`` samples by each criterion, rank
+    them by ``criterion`` with a bootstrap over the samples, and assemble the `Comparison`
+    (``y``, labels of all ``n_given`` samples or None, for scoring only)."""
     k_estimates = None
     if n_clusters is None:
         k_range = search_range(k_range, len(scored))
@@ -577,9 +712,10 @@ def compare_models(images: Tensor | np.ndarray, *, learners: Sequence[str] = LEA
     if truth_y is not None:
         labelled_best = max(results, key=lambda r: r.truth["clustering_accuracy"]).name
     return Comparison(results, criterion, best, runner, float(point[order[0]] - point[order[1]]),
-                      margin_ci, n_boot, n_clusters, k_estimates, len(x), len(scored),
-                      labelled_best, notes, float(budget_s), seed)
+                      margin_ci, n_boot, n_clusters, k_estimates, n_given, len(scored),
+                      labelled_best, notes, budget_s, seed, unit)
 
 
-__all__ = ["COMPARE_LIMITS", "CONFIDENT_SHARE", "LEARNER_CHOICES", "PIXELS", "Candidate", "CandidateResult",
-           "Comparison", "basic_interval", "compare_models", "parse_candidates"]
+__all__ = ["COMPARE_LIMITS", "CONFIDENT_SHARE", "IMAGE_SIZE", "LEARNER_CHOICES", "PIXELS",
+           "RAW_NAMES", "TABLE_CRITERION", "Candidate", "CandidateResult", "Comparison",
+           "basic_interval", "compare_models", "compare_table_models", "parse_candidates"]

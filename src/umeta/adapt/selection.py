@@ -3,8 +3,10 @@
 Each candidate (a meta-trained model in some embedding space, or the raw pixels) gives the data
 set's features and the features of ``R`` held-out augmented views of the same images
 (:data:`SELECTION_VIEWS`: random resized crops and small rotations, which keep an image's
-class). A criterion scores each candidate without labels; spaces differ in dimension and scale,
-so every criterion here except the silhouette compares partitions or neighbours, not distances:
+class; for a table, :func:`masked_views`: a share :data:`TABLE_VIEW_MASK` of its cells
+missing, which a table model and the imputed raw values both take). A criterion scores each
+candidate without labels; spaces differ in dimension and scale, so every criterion here except
+the silhouette compares partitions or neighbours, not distances:
 
 - ``consistency``: k-means of the images (:func:`umeta.adapt.cluster_dataset`), then each view
   assigned to its nearest centre; the adjusted Rand index (ARI) of the two partitions, mean over
@@ -47,6 +49,8 @@ CRITERIA = ("consistency", "retrieval", "stability", "silhouette", "consensus")
 #: unlike the training augmentations of UMTRA (shifts, pixel dropout) and PsCo (crops down to
 #: 0.2 of the area, flips).
 SELECTION_VIEWS = Augment(crop_scale=(0.7, 1.0), rotate=10.0)
+#: Share of a table's cells made missing in each of its held-out views.
+TABLE_VIEW_MASK = 0.15
 #: Random half splits of the stability criterion.
 STABILITY_SPLITS = 5
 
@@ -80,6 +84,22 @@ def augmented_views(images: Tensor, n_views: int, seed: int = 0,
     """``n_views`` seeded augmentations of every image, (N, C, H, W) -> (R, N, C, H, W)."""
     gen = seeded_generator(seed, images.device)
     return torch.stack([views(images, gen) for _ in range(n_views)])
+
+
+def masked_views(table: Tensor, n_views: int, seed: int = 0,
+                 rate: float = TABLE_VIEW_MASK) -> Tensor:
+    """``n_views`` seeded copies of ``table`` (N, D) with a share ``rate`` of the cells set
+    missing (NaN) -> (R, N, D).
+
+    Examples
+    --------
+    >>> views = masked_views(torch.ones(1000, 10), 2, rate=0.2)
+    >>> views.shape, round(float(views.isnan().float().mean()), 1)
+    (torch.Size([2, 1000, 10]), 0.2)
+    """
+    gen = seeded_generator(seed, table.device)
+    hide = torch.rand((n_views, *table.shape), generator=gen, device=table.device) < rate
+    return table.expand(n_views, *table.shape).masked_fill(hide, float("nan"))
 
 
 def check_criterion(criterion: str) -> None:
@@ -194,6 +214,6 @@ def bootstrap_scores(candidates: Mapping[str, CandidateFeatures], n_clusters: in
     return out
 
 
-__all__ = ["CRITERIA", "SELECTION_VIEWS", "CandidateFeatures", "augmented_views",
-           "bootstrap_scores", "check_criterion", "consistency", "retrieval",
+__all__ = ["CRITERIA", "SELECTION_VIEWS", "TABLE_VIEW_MASK", "CandidateFeatures", "augmented_views",
+           "bootstrap_scores", "check_criterion", "consistency", "masked_views", "retrieval",
            "score_candidates", "stability"]
