@@ -65,10 +65,11 @@ PIXELS = "none"
 IMAGE_SIZE = 28
 #: The candidate name of the raw inputs, by kind of data.
 RAW_NAMES = {"images": "pixels", "tables": "values"}
-#: The criterion a table comparison ranks by unless told. Chosen on DEV tables before B11's
-#: table part: 73 pmlb tables that are no B8 table, the priors-only table model against the raw
-#: values; stability had the highest mean ARI of its picks (0.158; consistency 0.143,
-#: retrieval 0.153).
+#: The criterion a table comparison ranks by unless told. Chosen on DEV tables
+#: (benchmarks/results/b11_compare_tables_dev.json: 73 pmlb tables that are no B8 table, the
+#: priors-only table model against the raw values): stability had the highest mean ARI of its
+#: picks, 0.158 (retrieval 0.155, silhouette 0.146, consistency 0.135; consensus cannot tell
+#: two candidates apart), though no criterion beat always taking the model there (0.158).
 TABLE_CRITERION = "stability"
 #: Limits of :func:`compare_models`' parameters.
 COMPARE_LIMITS = {
