@@ -11,6 +11,10 @@
 # (commit 7fff897) also scored the shipped model alone (b6_spaces_builtin.json); its trainings,
 # run under a 340 s timeout with no progress lines, were cut before their time limit.
 # Logs, learning curves and the B1 files come back as $OUT/logs.tar.gz.
+# Known fault: the candidates' trainings, run four at once (here, and once more beside
+# gpu_tables.sh on an H100), wrote nothing and no checkpoint within their timeout, twice; the
+# supervised B7 training beside them finished (b7_one_shot_protonet_gpu.json). One candidate
+# alone trains (benchmarks/gpu_style_candidate.sh); use that.
 # Usage: OUT=dir UMETA_SHARED_DATA=dir [STEPS=12000] [TIME_LIMIT=300] [B7_STEPS=20000] [TASKS=200] [CUDA_GRAPH=false on CPU] bash benchmarks/gpu_xdomain_round2.sh
 set -u
 OUT=${OUT:?set OUT}
