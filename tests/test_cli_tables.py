@@ -121,6 +121,18 @@ def test_more_clusters_than_rows_is_one_line(table_model, tmp_path, capsys):
     assert code == 2 and len(err) == 1 and "--n-clusters" in err[0] and "10" in err[0], err
 
 
+def test_many_clusters_on_a_table_point_to_compare(table_model, tmp_path, capsys):
+    data = write_csv(tmp_path / "t.csv", ["a", "b", "colour", "label"], mixed_rows(120))
+    args = ["cluster", str(data), "--checkpoint", table_model, "--label-column", "label",
+            "--no-progress", "--force"]
+    assert main([*args, "--n-clusters", "12", "--out", str(tmp_path / "c.csv")]) == 0
+    err = capsys.readouterr().err
+    assert "12 clusters: umeta's synthetic training tables have at most 10" in err
+    assert f"umeta compare {data} --n-clusters 12" in err
+    assert main([*args, "--n-clusters", "3", "--out", str(tmp_path / "c.csv")]) == 0
+    assert "umeta compare" not in capsys.readouterr().err
+
+
 def test_a_table_model_refuses_images_and_image_flags(table_model, tmp_path, capsys):
     data = write_csv(tmp_path / "t.csv", ["a", "b", "colour", "label"], mixed_rows())
     code = main(["cluster", str(data), "--n-clusters", "2", "--checkpoint", table_model,

@@ -712,6 +712,8 @@ def _adapt_out(args: argparse.Namespace, *inputs) -> Path:
 def _fit_clusters(args: argparse.Namespace):
     """(data, x, fitted MetaClusterer) of `umeta cluster` / `umeta explain`, with the lines that
     say what was done."""
+    from umeta.adapt.embed import is_table_model
+    from umeta.data.table_priors import MAX_CLUSTERS as PRIOR_CLUSTERS
     from umeta.estimators import MetaClusterer
 
     if args.k_range is not None and args.n_clusters is not None:
@@ -736,6 +738,12 @@ def _fit_clusters(args: argparse.Namespace):
               f"silhouette of k = {low}..{high} (--n-clusters K sets it, --k-range LOW HIGH "
               f"searches elsewhere){note}")
     _report_scores(data, model.labels_)
+    if is_table_model(learner) and model.n_clusters_ > PRIOR_CLUSTERS:
+        _note(args, f"{model.n_clusters_} clusters: umeta's synthetic training tables have at "
+                    f"most {PRIOR_CLUSTERS}, and on B8's 12 tables of more the built-in model "
+                    f"lost to k-means on the raw values every time (b11_compare_tables.json); "
+                    f"check yours with umeta compare {args.data} --n-clusters "
+                    f"{model.n_clusters_}")
     return data, x, model
 
 
