@@ -265,6 +265,9 @@ def test_compare_table_models_ranks_by_stability_and_never_reads_the_labels():
     result = compare_table_models(x, labels=y, **common)
     assert [c.name for c in result.candidates] == ["builtin", "values"]
     assert result.criterion == "stability" and result.unit == "rows" and result.budget_s == 0
+    assert result.result("builtin").description.startswith(
+        "built-in table model: table_encoder, meta-trained on past tables")
+    assert result.result("values").description.startswith("raw values (missing ones median")
     assert result.result("values").truth["clustering_accuracy"] == 100.0
     # the raw candidate is k-means on the imputed, z-scored columns, scored as selection does
     raw = standardize_columns(x).float()

@@ -433,10 +433,13 @@ def _describe(learner: Learner | None, cand: Candidate, data_kind: str = "images
                 "raw values (missing ones median-imputed, columns z-scored), the classical "
                 "baseline")
     cfg = learner.config
-    what = (f"{cfg.learner.name} on {cfg.model.backbone}-{cfg.model.hidden}, "
-            f"{cfg.tasks.builder} tasks")
     where = (f"built-in {data_kind[:-1]} model" if cand.source == BUILTIN
              else f"checkpoint {cand.source}")
+    if data_kind == "tables":
+        return (f"{where}: {cfg.model.backbone}, meta-trained on past tables (data.dataset "
+                f"{cfg.data.dataset!r})")
+    what = (f"{cfg.learner.name} on {cfg.model.backbone}-{cfg.model.hidden}, "
+            f"{cfg.tasks.builder} tasks")
     space = "" if cand.space == "embedding" else f", space {cand.space}"
     return f"{where}: {what} on {cfg.data.dataset}{space}"
 
