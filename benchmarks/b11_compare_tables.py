@@ -23,8 +23,8 @@ run that chose `umeta.compare.TABLE_CRITERION`.
     UMETA_CACHE=... python benchmarks/b11_compare_tables.py \\
         --copies-record benchmarks/results/tables_exclusion_b8.json \\
         --out benchmarks/results/b11_compare_tables.json
-    python benchmarks/b11_compare_tables.py --dev \
-        --checkpoint benchmarks/results/tables_cpu_model.safetensors \
+    python benchmarks/b11_compare_tables.py --dev \\
+        --checkpoint benchmarks/results/tables_cpu_model.safetensors \\
         --out benchmarks/results/b11_compare_tables_dev.json
 """
 
@@ -44,24 +44,15 @@ from b11_compare import fixed_choice_rows, selection_rows
 from tables_dev import dev_tables
 
 from umeta.adapt.selection import CRITERIA
-from umeta.compare import PIXELS, TABLE_CRITERION, compare_table_models
+from umeta.compare import PIXELS, RAW_NAMES, TABLE_CRITERION, compare_table_models
 from umeta.data.table_sets import load_table
 from umeta.metrics import mean_ci95
 from umeta.pretrained import BUILTIN, builtin_checkpoint
 from umeta.results import result_row, write_results
 
-RAW = "values"
-
-
 def dev_keys(root) -> list[str]:
     """The DEV tables of B8's size (module docstring)."""
-    keys = []
-    for key in dev_tables(root):
-        table = load_table(key, root)
-        n, d = table.shape
-        if 2 <= table.n_classes <= 10 and 150 <= n <= 5000 and d <= 100:
-            keys.append(key)
-    return keys
+    return [key for key in dev_tables(root) if b8.b8_sized(load_table(key, root))]
 
 
 def run_case(key: str, root, checkpoints: list[str], seed: int, n_boot: int) -> dict:
@@ -179,7 +170,7 @@ def main() -> None:
                   seed=args.seed, dataset="DEV pmlb tables" if args.dev else
                   "B8's clustering tables (clustering-data-v1 + pmlb)",
                   models=models, default_criterion=TABLE_CRITERION, criteria=list(CRITERIA),
-                  raw_candidate=RAW, judged_by="ARI", left_out=excluded,
+                  raw_candidate=RAW_NAMES["tables"], judged_by="ARI", left_out=excluded,
                   training_tables={m: len(t) for m, t in training.items()}, cases=cases)
 
 

@@ -71,6 +71,13 @@ SPEED_SHAPES = ((10_000, 50), (100_000, 50))
 
 # ----------------------------------------------------------------------------- tables
 
+def b8_sized(table: Table) -> bool:
+    """Whether a table has B8's clustering size (:data:`PMLB_RULE`): 2 .. 10 classes,
+    150 .. 5,000 rows, at most 100 features."""
+    n, d = table.shape
+    return 2 <= table.n_classes <= 10 and 150 <= n <= 5000 and d <= 100
+
+
 def b8_pmlb_tables(root) -> list[str]:
     """The pmlb keys of B8's clustering part, by :data:`PMLB_RULE` (data properties only)."""
     kept: list[Table] = []
@@ -79,8 +86,7 @@ def b8_pmlb_tables(root) -> list[str]:
         if not any(word in name for word in RESERVED):
             continue
         table = load_table(key, root)
-        n, d = table.shape
-        if not (2 <= table.n_classes <= 10 and 150 <= n <= 5000 and d <= 100):
+        if not b8_sized(table):
             continue
         if not find_near_copies(kept, [table]):
             kept.append(table)

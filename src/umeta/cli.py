@@ -1018,13 +1018,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if not Path(args.data).exists():
         raise UmetaError(f"data path {args.data!r} does not exist; check the path")
     kind = "images" if data_kind(args.data) == "images" else "tables"
-    listed = {"learners": args.learners, "checkpoints": args.checkpoints}
-    if listed["learners"] is None:
-        listed["learners"] = ",".join(COMPARE_TASKS) if kind == "images" else ""
-    if listed["checkpoints"] is None and kind == "tables":
-        listed["checkpoints"] = "builtin,none"
-    learners, checkpoints = ([n.strip() for n in (listed[k] or "").split(",") if n.strip()]
-                             for k in ("learners", "checkpoints"))
+    def names(given: str | None, default: str) -> list[str]:
+        return [n.strip() for n in (default if given is None else given).split(",") if n.strip()]
+
+    learners = names(args.learners, ",".join(COMPARE_TASKS) if kind == "images" else "")
+    checkpoints = names(args.checkpoints, "builtin,none" if kind == "tables" else "")
     parse_candidates(learners, checkpoints, kind)  # bad names before the data is read
     if kind == "tables":
         for flag, given in (("--invert / --no-invert", args.invert is not None),
