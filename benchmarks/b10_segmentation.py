@@ -18,7 +18,8 @@ method:
   segments are not always uniform.
 
 Methods, in the same run, each told K: ``umeta`` (k-means++ in the meta-learned dense space of
-``--checkpoint``, `umeta.adapt.segment_image`), ``kmeans-colour`` (k-means++ on the RGB
+``--checkpoint``, `umeta.adapt.segment_image`, its edges then snapped to the colour edges unless
+``--no-snap-edges``), ``kmeans-colour`` (k-means++ on the RGB
 colours), ``kmeans-colour+position`` (RGB and the position divided by the longer side, times
 ``POSITION_WEIGHT``), and ``slic`` (scikit-image SLIC, ``SLIC_SEGMENTS`` superpixels of
 compactness ``SLIC_COMPACTNESS``, merged to K by k-means++ on their mean colours). Every k-means
@@ -30,6 +31,8 @@ of each baseline and of all of them.
     python benchmarks/b10_segmentation.py --checkpoint builtin \
         --out benchmarks/results/b10_segmentation.json --figure docs/segmentation_benchmark.png \
         --examples docs/segmentation_examples.png
+    python benchmarks/b10_segmentation.py --checkpoint builtin --no-snap-edges \
+        --out benchmarks/results/b10_segmentation_nosnap.json
 """
 
 from __future__ import annotations
@@ -267,10 +270,12 @@ def slic_segments(image: np.ndarray, k: int, seed: int) -> np.ndarray:
     return merged[flat].view(ids.shape).numpy()
 
 
-def run_methods(learner, image: np.ndarray, k: int, seed: int) -> dict[str, np.ndarray]:
-    """Every method's label map (H, W) of one image with K = k."""
+def run_methods(learner, image: np.ndarray, k: int, seed: int, snap_edges: bool = True
+                ) -> dict[str, np.ndarray]:
+    """Every method's label map (H, W) of one image with K = k (``snap_edges``: umeta's)."""
     return {
-        "umeta": segment_image(learner, image, k, n_init=N_INIT, seed=seed).labels.numpy(),
+        "umeta": segment_image(learner, image, k, n_init=N_INIT, seed=seed,
+                               snap_edges=snap_edges).labels.numpy(),
         "kmeans-colour": segment_image(None, image, k, n_init=N_INIT, seed=seed).labels.numpy(),
         "kmeans-colour+position": segment_image(None, image, k, position_weight=POSITION_WEIGHT,
                                                 n_init=N_INIT, seed=seed).labels.numpy(),
@@ -380,6 +385,8 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=40, help="images per set")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", required=True)
+    parser.add_argument("--no-snap-edges", dest="snap_edges", action="store_false",
+                        help="umeta without snapping its edges to the colour edges (ablation)")
     parser.add_argument("--figure", help="also draw the mIoU bar chart here (PNG)")
     parser.add_argument("--examples", help="also draw the first image of each set with every "
                                            "method's segments here (PNG)")
@@ -393,7 +400,7 @@ def main() -> None:
     for name, images in sets.items():
         for i, (image, mask) in enumerate(images):
             k = int(mask.max()) + 1
-            labels = run_methods(learner, image, k, args.seed + i)
+            labels = run_methods(learner, image, k, args.seed + i, args.snap_edges)
             per_image.append({"set": name, "image": i, "k": k, "size": list(mask.shape),
                               **{m: segmentation_scores(mask, lab) for m, lab in labels.items()}})
         print(f"{name}: done", flush=True)
@@ -406,7 +413,7 @@ def main() -> None:
         images_per_set=args.images,
         settings={"n_init": N_INIT, "position_weight": POSITION_WEIGHT,
                   "slic_segments": SLIC_SEGMENTS, "slic_compactness": SLIC_COMPACTNESS,
-                  "umeta_max_side": 256},
+                  "umeta_max_side": 256, "umeta_snap_edges": args.snap_edges},
         note="K (the true number of segments) given to every method; mIoU and pixel accuracy "
              "in percent, Hungarian-matched", per_image=per_image)
     for r in rows:

@@ -13,7 +13,7 @@ from PIL import Image
 
 from conftest import REPO_ROOT
 from test_cli import assert_user_error, umeta
-from umeta.adapt.segment import segment_image
+from umeta.adapt.segment import assign_pixels, image_features, segment_image, snap_to_colour_edges
 from umeta.config import load_config
 from umeta.data.textures import make_textures
 from umeta.errors import UmetaError
@@ -198,6 +198,42 @@ def test_segment_image_refuses_bad_counts():
         segment_image(None, halves(), 49)
 
 
+def test_snap_to_colour_edges_moves_edge_pixels_only():
+    image = torch.zeros(3, 12, 12)
+    image[0, :, 6:] = 1.0  # a colour edge between columns 5 and 6
+    late = torch.zeros(12, 12, dtype=torch.long)
+    late[:, 7:] = 1  # the model's edge a column late
+    labels = late.clone()
+    labels[2, 2] = 1  # a stray pixel inside segment 0, same colour as its surround
+    snapped = snap_to_colour_edges(labels, image, 2)
+    truth = torch.zeros(12, 12, dtype=torch.long)
+    truth[:, 6:] = 1
+    assert torch.equal(snapped, truth)
+    assert torch.equal(snap_to_colour_edges(truth, image, 2), truth)  # right edges stay
+    flat = torch.full((3, 12, 12), 0.5)  # no colour edge (segments of one colour, textures):
+    assert torch.equal(snap_to_colour_edges(late, flat, 2), late)  # the model's edge stands
+    with_third = labels.clone()
+    with_third[:, :2] = 2
+    assert set(snap_to_colour_edges(with_third, image, 3).unique().tolist()) <= {0, 1, 2}
+
+
+def test_segment_image_snaps_only_a_learners_edges(segmentation_checkpoint):
+    from umeta.build import load_learner
+
+    learner = load_learner(segmentation_checkpoint, "cpu")
+    image = halves(16, 16)
+    snapped = segment_image(learner, image, 2, seed=0)
+    plain = segment_image(learner, image, 2, seed=0, snap_edges=False)
+    feats, _, work = image_features(learner, image)
+    assert torch.equal(plain.labels, assign_pixels(feats, plain.centers, work))
+    assert torch.equal(snapped.labels, assign_pixels(feats, plain.centers, work, image))
+    colours = segment_image(None, image, 2, seed=0)
+    assert torch.equal(colours.labels, segment_image(None, image, 2, seed=0, snap_edges=False)
+                       .labels)
+    with pytest.raises(ParamError, match="snap_edges"):
+        segment_image(None, image, 2, snap_edges="yes")
+
+
 # ----------------------------------------------------------------------------- estimator
 
 def test_meta_segmenter_fits_and_predicts_other_images():
@@ -216,6 +252,10 @@ def test_meta_segmenter_with_a_trained_model(segmentation_checkpoint):
     labels = model.fit_predict(halves(16, 16))
     assert labels.shape == (16, 16) and model.cluster_centers_.shape == (2, 4)
     assert model.predict(halves(10, 12)).shape == (10, 12)
+    assert (model.predict(halves(16, 16)) == labels).all()  # predict snaps edges as fit does
+    plain = MetaSegmenter(str(segmentation_checkpoint), n_segments=2, device="cpu",
+                          snap_edges=False).fit(halves(16, 16))
+    assert (plain.predict(halves(16, 16)) == plain.labels_).all()
 
 
 def test_the_builtin_segmentation_model_separates_two_textures():

@@ -311,6 +311,10 @@ def _add_segment_parser(sub) -> None:
                         "labels enlarged back (said per image)")
     p.add_argument("--position-weight", type=float, default=0.0,
                    help="weight of each pixel's position in its features (0: none)")
+    p.add_argument("--no-snap-edges", dest="snap_edges", action="store_false",
+                   help="keep the model's segment edges as they are (by default the pixels on "
+                        "an edge move to the neighbouring segment whose nearby colour they "
+                        "match)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--seed", type=int, default=0, help="seed of k-means")
 
@@ -1127,7 +1131,8 @@ def cmd_segment(args: argparse.Namespace) -> int:
         learner, space = load_learner(args.checkpoint, device), f"checkpoint {args.checkpoint}"
     extra = {} if args.k_range is None else {"k_range": tuple(args.k_range)}
     model = MetaSegmenter(learner, args.n_segments, position_weight=args.position_weight,
-                          max_side=args.max_side, device=device, random_state=args.seed, **extra)
+                          max_side=args.max_side, snap_edges=args.snap_edges, device=device,
+                          random_state=args.seed, **extra)
     print(f"segmenting {len(pictures)} image(s) by k-means++ in the space of {space}")
     for image, picture, (label_path, overlay_path) in zip(args.images, pictures, outputs):
         model.fit(picture)

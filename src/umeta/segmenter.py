@@ -14,9 +14,9 @@ import torch
 from sklearn.base import ClusterMixin
 from sklearn.utils.validation import check_is_fitted
 
-from umeta.adapt.segment import SEGMENT_LIMITS, full_size, image_features, segment_image
+from umeta.adapt.segment import (SEGMENT_LIMITS, assign_pixels, full_size, image_features,
+                                  segment_image)
 from umeta.estimators import _MetaEstimator
-from umeta.numeric.clustering import nearest_center
 
 
 class MetaSegmenter(ClusterMixin, _MetaEstimator):
@@ -41,6 +41,9 @@ class MetaSegmenter(ClusterMixin, _MetaEstimator):
     n_init : int, default=4
         k-means restarts.
     max_iter : int, default=100
+    snap_edges : bool, default=True
+        With a learner, move the segment edges onto the image's colour edges
+        (`umeta.adapt.segment.snap_to_colour_edges`).
     device : str or None, default=None
         Where to compute; None uses the learner's device (CPU without a learner).
     random_state : int, RandomState or None, default=0
@@ -76,7 +79,8 @@ class MetaSegmenter(ClusterMixin, _MetaEstimator):
 
     def __init__(self, learner=None, n_segments: int | None = None, *, k_range=(2, 8),
                  position_weight: float = 0.0, max_side: int = 256, n_init: int = 4,
-                 max_iter: int = 100, device=None, random_state=0) -> None:
+                 max_iter: int = 100, snap_edges: bool = True, device=None,
+                 random_state=0) -> None:
         self.learner = learner
         self.n_segments = n_segments
         self.k_range = k_range
@@ -84,6 +88,7 @@ class MetaSegmenter(ClusterMixin, _MetaEstimator):
         self.max_side = max_side
         self.n_init = n_init
         self.max_iter = max_iter
+        self.snap_edges = snap_edges
         self.device = device
         self.random_state = random_state
 
@@ -105,7 +110,7 @@ class MetaSegmenter(ClusterMixin, _MetaEstimator):
         result = segment_image(self.learner_, X, self.n_segments, k_range=tuple(self.k_range),
                                position_weight=self.position_weight, max_side=self.max_side,
                                n_init=self.n_init, max_iter=self.max_iter, seed=self._seed(),
-                               device=self.device_)
+                               snap_edges=self.snap_edges, device=self.device_)
         self.labels_ = result.labels.cpu().numpy()
         self.cluster_centers_ = result.centers.cpu().numpy()
         self.n_segments_ = result.n_segments
@@ -114,7 +119,8 @@ class MetaSegmenter(ClusterMixin, _MetaEstimator):
         return self
 
     def predict(self, X) -> np.ndarray:
-        """Segment another image by the fitted segment centres (nearest centre per pixel).
+        """Segment another image by the fitted segment centres (nearest centre per pixel, then
+        the edges snapped as in ``fit``).
 
         Parameters
         ----------
@@ -128,7 +134,9 @@ class MetaSegmenter(ClusterMixin, _MetaEstimator):
         feats, full, work = image_features(self.learner_, X, position_weight=self.position_weight,
                                            max_side=self.max_side, device=self.device_)
         centers = torch.as_tensor(self.cluster_centers_, device=feats.device, dtype=feats.dtype)
-        return full_size(nearest_center(feats, centers).view(work), full).cpu().numpy()
+        snap = self.snap_edges and self.learner_ is not None
+        labels = assign_pixels(feats, centers, work, X if snap else None, self.max_side)
+        return full_size(labels, full).cpu().numpy()
 
 
 __all__ = ["MetaSegmenter"]
