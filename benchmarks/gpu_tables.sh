@@ -8,7 +8,11 @@
 # against k-means / GMM and IsolationForest / k-NN (benchmarks/tables_check.py).
 # STEPS=auto first times 60 steps and sets the steps that fill TRAIN_S, so that the cosine
 # schedule ends with the time (run.time_limit_s stops the run at TRAIN_S in any case).
-# Usage: OUT=dir UMETA_SHARED_DATA=dir [TRAIN_S=300] [STEPS=auto] bash benchmarks/gpu_tables.sh
+# RESUME=run_dir instead continues that run (its own settings; e.g. runs/tables_cpu, the CPU run
+# of the shipped model, carried to the GPU machine) on the GPU for TRAIN_S more seconds: the probe
+# times 60 steps past its last one, and its cosine schedule is stretched to the new step count.
+# Usage: OUT=dir UMETA_SHARED_DATA=dir [TRAIN_S=300] [STEPS=auto] [RESUME=run_dir] \
+#   bash benchmarks/gpu_tables.sh
 # (a CPU smoke test: DEVICE=cpu TRAIN_SET="--set optim.meta_batch=4 ..." TRAIN_S=20 CHECK_TABLES=2)
 # Writes: $OUT/builtin-tables.safetensors (+ .sha256), $OUT/tables_gpu_metrics.jsonl,
 # $OUT/tables_gpu_probe_metrics.jsonl, $OUT/tables_check_gpu.json, $OUT/tables_gpu_train.log
@@ -20,31 +24,41 @@ STEPS=${STEPS:-auto}
 DEVICE=${DEVICE:-cuda}
 TRAIN_SET=${TRAIN_SET:-}
 CHECK_TABLES=${CHECK_TABLES:-12}
+RESUME=${RESUME:-}
 RUN=runs/tables_gpu
 export PYTHONPATH=src PYTHONUNBUFFERED=1 UMETA_CACHE=$OUT/cache
 mkdir -p "$OUT" "$UMETA_CACHE/table-exclusions"
 cp benchmarks/results/tables_exclusion_b8.json "$UMETA_CACHE/table-exclusions/" || exit
 rm -rf "$RUN" "${RUN}_probe"
+START=0
+if [ -n "$RESUME" ]; then
+  cp -r "$RESUME" "$RUN" && cp -r "$RESUME" "${RUN}_probe" || exit
+  START=$(python -c "import json,sys; print(json.loads(open(sys.argv[1]).readlines()[-1])['step'])" \
+    "$RUN/metrics.jsonl") || exit
+  SETTINGS=(--resume)
+else
+  SETTINGS=(--config configs/tables_gpu.toml)
+fi
 if [ "$STEPS" = auto ]; then
-  timeout 150 python -m umeta train --config configs/tables_gpu.toml --run-dir "${RUN}_probe" \
-    --steps 60 --set run.log_every=20 --set data.data_dir="$DATA" --set run.device="$DEVICE" \
+  timeout 150 python -m umeta train "${SETTINGS[@]}" --run-dir "${RUN}_probe" \
+    --steps $((START + 60)) --set run.log_every=20 --data-dir "$DATA" --device "$DEVICE" \
     $TRAIN_SET --no-progress || exit
   cp "${RUN}_probe/metrics.jsonl" "$OUT/tables_gpu_probe_metrics.jsonl"
-  STEPS=$(python - "${RUN}_probe" "$TRAIN_S" <<'PY'
+  STEPS=$(python - "${RUN}_probe" "$TRAIN_S" "$START" <<'PY'
 import json, sys
-run, budget = sys.argv[1], float(sys.argv[2])
+run, budget, start = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
 batch = json.load(open(f"{run}/config.json"))["optim"]["meta_batch"]
 rates = [json.loads(line)["tasks_per_s"] for line in open(f"{run}/metrics.jsonl")
-         if '"tasks_per_s"' in line]
+         if '"tasks_per_s"' in line and json.loads(line)["step"] > start]
 rate = min(rates[1:]) if len(rates) > 1 else rates[-1]  # the first window warms up
-print(max(100, int(0.95 * budget * rate / batch)))
+print(start + max(100, int(0.95 * budget * rate / batch)))
 PY
 ) || exit
 fi
 echo "training $STEPS steps (at most $TRAIN_S s)"
-timeout $((TRAIN_S + 150)) python -m umeta train --config configs/tables_gpu.toml --run-dir "$RUN" \
+timeout $((TRAIN_S + 150)) python -m umeta train "${SETTINGS[@]}" --run-dir "$RUN" \
   --steps "$STEPS" --set run.time_limit_s="$TRAIN_S" --set run.checkpoint_every="$STEPS" \
-  --set data.data_dir="$DATA" --set run.device="$DEVICE" $TRAIN_SET --no-progress 2>&1 \
+  --data-dir "$DATA" --device "$DEVICE" $TRAIN_SET --no-progress 2>&1 \
   | tee "$OUT/tables_gpu_train.log"
 [ -f "$RUN/checkpoints/last.safetensors" ] || exit 1
 cp "$RUN/metrics.jsonl" "$OUT/tables_gpu_metrics.jsonl"

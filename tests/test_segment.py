@@ -322,6 +322,10 @@ def test_cli_segment_writes_label_maps_and_overlays(pictures, segmentation_check
     assert again.returncode == 0, again.stderr
     assert "estimated: the best silhouette of k = 2..8" in again.stdout
     assert "30x20 segmented at 8x5 (--max-side 8)" in again.stdout
+    plain = umeta("segment", "a.png", "--checkpoint", str(segmentation_checkpoint), "--out", "out",
+                  "--force", "--n-segments", "2", "--no-snap-edges", "--device", "cpu",
+                  cwd=pictures)
+    assert plain.returncode == 0, plain.stderr
 
 
 @pytest.mark.parametrize("args, message", [
