@@ -472,3 +472,35 @@ def test_an_exported_psco_model_is_small_and_embeds_as_the_checkpoint_does(tmp_p
     assert torch.equal(slim.momentum_projector[0].weight, slim.projector[0].weight)
     tensors, _ = read_checkpoint(tmp_path / "model.safetensors")
     assert not any(k.startswith(("model.queue", "model.momentum")) for k in tensors)
+
+
+def test_a_run_resumes_on_another_kind_of_device(tmp_path, noisy_classes):
+    """A checkpoint whose task-source generator state came from another device (a CUDA
+    generator's is 16 bytes, the CPU's 5,056) resumes, reproducibly, seeded from that state."""
+    import shutil
+
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    from umeta.checkpoint import tensors_sha256
+
+    train(small_config(tmp_path / "run", steps=10), train_data=noisy_classes,
+          val_data=noisy_classes, progress=False)
+    last = tmp_path / "run" / "checkpoints" / "last.safetensors"
+    tensors = load_file(str(last))
+    source = [k for k in tensors if k.startswith("rng.source.")]
+    assert source
+    for key in source:
+        tensors[key] = torch.arange(16, dtype=torch.uint8)  # as a CUDA generator saves it
+    with safe_open(str(last), "pt") as f:
+        meta = json.loads(f.metadata()["umeta"])
+    meta["sha256"] = tensors_sha256(tensors)
+    save_file(tensors, str(last), metadata={"umeta": json.dumps(meta)})
+    shutil.copytree(tmp_path / "run", tmp_path / "copy")
+    weights = []
+    for run_dir in (tmp_path / "run", tmp_path / "copy"):
+        assert train(small_config(run_dir, steps=14), train_data=noisy_classes,
+                     val_data=noisy_classes, progress=False, resume=True).steps == 14
+        weights.append(read_checkpoint(run_dir / "checkpoints" / "last.safetensors")[0])
+    for key, value in weights[0].items():
+        torch.testing.assert_close(weights[1][key], value, rtol=0, atol=0)

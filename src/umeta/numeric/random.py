@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import torch
 
 from umeta.params import Interval, check_params
@@ -12,6 +14,18 @@ def seeded_generator(seed: int, device: torch.device | str) -> torch.Generator:
     gen = torch.Generator(device=torch.device(device))
     gen.manual_seed(int(seed))
     return gen
+
+
+def restore_generator(gen: torch.Generator, state: torch.Tensor) -> None:
+    """Put a saved state back into ``gen``. A state saved by a generator of another kind of
+    device (a run trained on the CPU, resumed on a GPU, or back) cannot be set: ``gen`` is then
+    seeded from that state's bytes instead, so the resumed run is still reproducible, though its
+    random stream is not the one the first device would have drawn."""
+    if state.numel() == gen.get_state().numel():
+        gen.set_state(state)
+    else:
+        digest = hashlib.sha256(state.cpu().numpy().tobytes()).digest()
+        gen.manual_seed(int.from_bytes(digest[:8], "little") % 2**63)
 
 
 def as_generator(seed: int | torch.Generator, device: torch.device | str) -> torch.Generator:

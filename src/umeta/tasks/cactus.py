@@ -18,7 +18,7 @@ from torch import Tensor
 
 from umeta.errors import UmetaError
 from umeta.numeric.clustering import kmeans
-from umeta.numeric.random import seeded_generator
+from umeta.numeric.random import restore_generator, seeded_generator
 from umeta.progress import progress_bar
 from umeta.tasks.augment import Augment, as_augment
 from umeta.tasks.episode import Episode
@@ -168,4 +168,4 @@ class CACTUs:
         return {"generator": self.generator.get_state()}
 
     def load_state_dict(self, state: dict) -> None:
-        self.generator.set_state(state["generator"])
+        restore_generator(self.generator, state["generator"])

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from umeta.errors import UmetaError
-from umeta.numeric.random import seeded_generator
+from umeta.numeric.random import restore_generator, seeded_generator
 from umeta.tasks.augment import Augment, as_augment, gaussian_blur
 from umeta.tasks.umtra import check_source_args, sample_distinct
 
@@ -232,7 +232,7 @@ class MosaicTasks:
         return {"generator": self.generator.get_state()}
 
     def load_state_dict(self, state: dict) -> None:
-        self.generator.set_state(state["generator"])
+        restore_generator(self.generator, state["generator"])
 
 
 __all__ = ["MIN_PIXELS", "PARTITIONS", "MosaicTasks", "SegmentBatch", "random_partition",

@@ -9,7 +9,7 @@ from torch import Tensor
 
 from umeta.data.imageset import ImageSet
 from umeta.errors import UmetaError
-from umeta.numeric.random import seeded_generator
+from umeta.numeric.random import restore_generator, seeded_generator
 from umeta.tasks.augment import Augment, as_augment
 from umeta.tasks.episode import Episode
 
@@ -156,4 +156,4 @@ class EpisodeSampler:
         return {"generator": self.generator.get_state()}
 
     def load_state_dict(self, state: dict) -> None:
-        self.generator.set_state(state["generator"])
+        restore_generator(self.generator, state["generator"])

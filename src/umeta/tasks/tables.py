@@ -32,7 +32,7 @@ from umeta.data.table_priors import sample_prior_tables
 from umeta.data.table_sets import TableCollection
 from umeta.data.tables import Table
 from umeta.errors import UmetaError
-from umeta.numeric.random import seeded_generator
+from umeta.numeric.random import restore_generator, seeded_generator
 
 __all__ = ["TableBatch", "TableTasks"]
 
@@ -137,7 +137,7 @@ class TableTasks:
         return {"generator": self.generator.get_state()}
 
     def load_state_dict(self, state: dict) -> None:
-        self.generator.set_state(state["generator"])
+        restore_generator(self.generator, state["generator"])
 
     def sample(self, num_tasks: int) -> TableBatch:
         """``num_tasks`` tables of one drawn shape."""

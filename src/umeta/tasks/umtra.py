@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from umeta.errors import UmetaError
-from umeta.numeric.random import seeded_generator
+from umeta.numeric.random import restore_generator, seeded_generator
 from umeta.tasks.augment import PSCO_OMNIGLOT, UMTRA_OMNIGLOT, Augment, as_augment
 from umeta.tasks.episode import Episode
 
@@ -126,7 +126,7 @@ class UMTRA:
         return {"generator": self.generator.get_state()}
 
     def load_state_dict(self, state: dict) -> None:
-        self.generator.set_state(state["generator"])
+        restore_generator(self.generator, state["generator"])
 
 
 @dataclass
@@ -207,4 +207,4 @@ class ViewSampler:
         return {"generator": self.generator.get_state()}
 
     def load_state_dict(self, state: dict) -> None:
-        self.generator.set_state(state["generator"])
+        restore_generator(self.generator, state["generator"])
