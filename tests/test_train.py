@@ -504,3 +504,25 @@ def test_a_run_resumes_on_another_kind_of_device(tmp_path, noisy_classes):
         weights.append(read_checkpoint(run_dir / "checkpoints" / "last.safetensors")[0])
     for key, value in weights[0].items():
         torch.testing.assert_close(weights[1][key], value, rtol=0, atol=0)
+
+
+def test_an_extended_cosine_run_learns_again_on_resume(tmp_path, noisy_classes):
+    """A finished cosine run (its rate at 0) resumed with more --steps follows the stretched
+    cosine (the scheduler alone, updating by ratios, would keep the rate at 0)."""
+    import math
+
+    cfg = small_config(tmp_path / "run", steps=10)
+    assert cfg.optim.schedule == "cosine"
+    train(cfg, train_data=noisy_classes, val_data=noisy_classes, progress=False)
+    last = tmp_path / "run" / "checkpoints" / "last.safetensors"
+    before = read_checkpoint(last)[0]
+    train(small_config(tmp_path / "run", steps=20), train_data=noisy_classes,
+          val_data=noisy_classes, progress=False, resume=True)
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text()
+               .splitlines()]
+    rates = {r["step"]: r["lr"] for r in records if "lr" in r}
+    assert rates[10] == 0.0
+    stretched = cfg.optim.lr * (1 + math.cos(math.pi * 15 / 20)) / 2
+    assert rates[15] == pytest.approx(stretched, rel=1e-6)
+    after = read_checkpoint(last)[0]
+    assert any(not torch.equal(after[k], before[k]) for k in before if k.startswith("model."))

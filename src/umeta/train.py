@@ -152,6 +152,25 @@ def make_scheduler(cfg: TrainConfig, optimizer: torch.optim.Optimizer):
     raise UmetaError(f"unknown optim.schedule {o.schedule!r}; choose cosine, step or constant")
 
 
+def stretch_cosine(scheduler: torch.optim.lr_scheduler.CosineAnnealingLR, steps: int) -> None:
+    """Stretch a restored cosine schedule to end at ``steps`` (a resumed run may be extended),
+    and set each learning rate to the stretched cosine's value at the step reached: the
+    scheduler updates rates by ratios, so a schedule that had ended at 0 would otherwise stay
+    at 0 for the rest of the run."""
+    steps = max(int(steps), 1)
+    if scheduler.T_max == steps:
+        return
+    scheduler.T_max = steps
+    share = (1 + math.cos(math.pi * min(scheduler.last_epoch, steps) / steps)) / 2
+    rates = [scheduler.eta_min + (base - scheduler.eta_min) * share for base in scheduler.base_lrs]
+    for group, rate in zip(scheduler.optimizer.param_groups, rates):
+        if isinstance(group["lr"], torch.Tensor):
+            group["lr"].fill_(rate)
+        else:
+            group["lr"] = rate
+    scheduler._last_lr = rates
+
+
 def training_part(cfg: TrainConfig) -> str:
     """The data part the run trains on: train + val images for label-free runs, else
     ``data.train_part`` (a role, or the split's own name for it, e.g. ``background``)."""
@@ -357,7 +376,7 @@ class Training:
             tensor_learning_rates(self.optimizer, device)
         self.scheduler.load_state_dict(meta["scheduler"])
         if isinstance(self.scheduler, torch.optim.lr_scheduler.CosineAnnealingLR):
-            self.scheduler.T_max = max(cfg.optim.steps, 1)  # the run may have been extended
+            stretch_cosine(self.scheduler, cfg.optim.steps)  # the run may have been extended
         rngs = self.world.own_rng_states(rng_states(tensors), meta["progress"])
         self.source.load_state_dict({k[7:]: v for k, v in rngs.items() if k.startswith("source.")})
         torch.set_rng_state(rngs["torch"])
