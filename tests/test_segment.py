@@ -225,8 +225,9 @@ def test_segment_image_snaps_only_a_learners_edges(segmentation_checkpoint):
     snapped = segment_image(learner, image, 2, seed=0)
     plain = segment_image(learner, image, 2, seed=0, snap_edges=False)
     feats, _, work = image_features(learner, image)
-    assert torch.equal(plain.labels, assign_pixels(feats, plain.centers, work))
-    assert torch.equal(snapped.labels, assign_pixels(feats, plain.centers, work, image))
+    assert torch.equal(plain.labels, assign_pixels(learner, image, feats, plain.centers, work,
+                                                   snap_edges=False))
+    assert torch.equal(snapped.labels, assign_pixels(learner, image, feats, plain.centers, work))
     colours = segment_image(None, image, 2, seed=0)
     assert torch.equal(colours.labels, segment_image(None, image, 2, seed=0, snap_edges=False)
                        .labels)

@@ -134,8 +134,8 @@ class MetaSegmenter(ClusterMixin, _MetaEstimator):
         feats, full, work = image_features(self.learner_, X, position_weight=self.position_weight,
                                            max_side=self.max_side, device=self.device_)
         centers = torch.as_tensor(self.cluster_centers_, device=feats.device, dtype=feats.dtype)
-        snap = self.snap_edges and self.learner_ is not None
-        labels = assign_pixels(feats, centers, work, X if snap else None, self.max_side)
+        labels = assign_pixels(self.learner_, X, feats, centers, work,
+                               snap_edges=self.snap_edges, max_side=self.max_side)
         return full_size(labels, full).cpu().numpy()
 
 

@@ -241,13 +241,14 @@ def _device(learner: Learner | None, device: torch.device | str | None) -> torch
     return torch.device("cpu") if param is None else param.device
 
 
-def assign_pixels(feats: Tensor, centers: Tensor, work: tuple[int, int], image=None,
-                  max_side: int = 256) -> Tensor:
-    """Labels (h, w) of pixel features (h * w, D): the nearest centre (k, D); with ``image``
-    (the input of :func:`image_features`), then snapped to its colour edges
-    (:func:`snap_to_colour_edges`)."""
+def assign_pixels(learner: Learner | None, image, feats: Tensor, centers: Tensor,
+                  work: tuple[int, int], *, snap_edges: bool = True, max_side: int = 256
+                  ) -> Tensor:
+    """Labels (h, w) of an image's pixel features (h * w, D) from :func:`image_features`: the
+    nearest centre (k, D), then, with ``snap_edges`` and a learner, the edges snapped to the
+    image's colour edges (:func:`snap_to_colour_edges`; colour segments already follow them)."""
     labels = nearest_center(feats, centers).view(work)
-    if image is None:
+    if not snap_edges or learner is None:
         return labels
     colour = working_image(image, None, max_side, feats.device)[0]
     return snap_to_colour_edges(labels, colour, len(centers))
@@ -322,8 +323,8 @@ def segment_image(learner: Learner | None, image, n_segments: int | None = None,
         fit = feats[torch.randperm(pixels, generator=gen, device=feats.device)[:MAX_FIT_PIXELS]]
     centers = kmeans(fit[None], n_segments, n_init=n_init, max_iter=max_iter, seed=gen
                      ).centers[0]
-    snap = snap_edges and learner is not None
-    labels = assign_pixels(feats, centers, work, image if snap else None, max_side)
+    labels = assign_pixels(learner, image, feats, centers, work, snap_edges=snap_edges,
+                           max_side=max_side)
     return Segmentation(full_size(labels, full), centers, int(n_segments), work, searched)
 
 
