@@ -6,7 +6,12 @@
   training run uses, each a fresh shape (rows 200 .. 2000, columns 2 .. 40, a third of them
   with outliers): ARI of the model (k-means on its embedding, k given) against KMeans and
   GaussianMixture, and AUROC of its outlier score against IsolationForest and k-NN, on the
-  same tables (``table_baselines``, standardised columns).
+  same tables (``table_baselines``, standardised columns);
+* shapes (``--shapes``): low-dimensional tables from scikit-learn's generators, not from the
+  prior (Gaussian blobs of 3 .. 30 centres, some of unequal spreads, some sheared; two moons;
+  two rings), 300 .. 3000 rows, 2 or 3 columns: a DEV set of the geometric kind of table
+  (clustering-data-v1 in B8) on which a model can be checked without touching B8: ARI against
+  KMeans, GaussianMixture and Spectral.
 
     python benchmarks/tables_check.py --checkpoint model.safetensors --device cuda \\
         --out results.json
@@ -82,11 +87,60 @@ def synthetic_rows(learner, n_tables: int, seed: int) -> list[dict]:
     return rows
 
 
+def shape_table(rng: np.random.Generator) -> tuple[str, np.ndarray, np.ndarray]:
+    """One seeded table of scikit-learn's generators: (family, x (N, D), y (N,))."""
+    from sklearn.datasets import make_blobs, make_circles, make_moons
+
+    n = int(rng.integers(300, 3001))
+    seed = int(rng.integers(2**31))
+    family = rng.choice(["blobs", "many-blobs", "sheared", "unequal", "moons", "rings"])
+    if family == "moons":
+        x, y = make_moons(n, noise=rng.uniform(0.03, 0.12), random_state=seed)
+    elif family == "rings":
+        x, y = make_circles(n, noise=rng.uniform(0.02, 0.08), factor=rng.uniform(0.3, 0.6),
+                            random_state=seed)
+    else:
+        k = int(rng.integers(12, 31) if family == "many-blobs" else rng.integers(3, 11))
+        d = int(rng.choice([2, 3]))
+        box = 10.0 * k ** (1 / d)
+        spread = rng.uniform(0.5, 2.5, k) if family == "unequal" else rng.uniform(0.5, 1.2)
+        x, y = make_blobs(n, d, centers=k, cluster_std=spread, center_box=(-box, box),
+                          random_state=seed)
+        if family == "sheared":
+            x = x @ rng.normal(size=(d, d))
+    scale = rng.uniform(0.1, 100.0, x.shape[1])
+    return str(family), (x * scale).astype(np.float32), y.astype(np.int64)
+
+
+def shape_rows(learner, n_tables: int, seed: int) -> list[dict]:
+    rng = np.random.default_rng(seed)
+    values: dict[str, dict[str, list[float]]] = {}
+    for _ in range(n_tables):
+        family, x, y = shape_table(rng)
+        k = len(np.unique(y))
+        labels = {"umeta": MetaClusterer(learner, k).fit(x).labels_}
+        for name in ("kmeans", "gmm", "spectral"):
+            labels[name] = table_baselines.cluster_labels(name, x, k, seed)[0]
+        for setting in ("shapes: all", f"shapes: {family}"):
+            for name, lab in labels.items():
+                values.setdefault(setting, {}).setdefault(name, []).append(ari(y, lab))
+    rows = []
+    for setting, by in sorted(values.items()):
+        for name, v in by.items():
+            rows.append(result_row(name, "meta-trained" if name == "umeta" else "none",
+                                   setting, "ari", *mean_ci95(np.array(v)), len(v)))
+        print(setting, " ".join(f"{name} {np.mean(v):.3f}" for name, v in by.items()),
+              f"({len(v)} tables)")
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", required=True)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--tables", type=int, default=40, help="synthetic tables (0: none)")
+    parser.add_argument("--shapes", type=int, default=0,
+                        help="tables of scikit-learn's generators (0: none)")
     parser.add_argument("--no-speed", action="store_true")
     parser.add_argument("--threads", type=int, default=1,
                         help="CPU threads of torch (B8 runs its methods with 1)")
@@ -101,6 +155,8 @@ def main() -> None:
     rows = [] if args.no_speed else speed_rows(learner, device, args.seed)
     if args.tables:
         rows += synthetic_rows(learner, args.tables, args.seed)
+    if args.shapes:
+        rows += shape_rows(learner, args.shapes, args.seed)
     write_results(args.out, "tables-check", rows, device=device,
                   wall_s=time.perf_counter() - start, seed=args.seed,
                   checkpoint=args.checkpoint, threads=torch.get_num_threads(),

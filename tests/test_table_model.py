@@ -89,9 +89,27 @@ def test_prior_clusters_are_recoverable_when_well_separated():
     assert np.mean(scores) > 0.1
 
 
+def test_prior_tables_of_many_clusters():
+    """max_clusters above 10: about three tables in ten have 11 .. max_clusters clusters, their
+    labels in range; the default draws exactly what it drew before the option existed."""
+    many = sample_prior_tables(200, 200, 3, torch.Generator().manual_seed(1), max_clusters=24)
+    k = many.n_clusters
+    assert k.min() >= 2 and k.max() <= 24 and 0.2 < float((k > 10).float().mean()) < 0.4
+    inliers = many.y[~many.outlier]
+    assert inliers.max() < 24 and (many.y.max(1).values < k).all()
+    codes = sample_prior_tables(8, 100, 4, torch.Generator().manual_seed(2), max_clusters=40)
+    assert torch.isfinite(codes.x[~torch.isnan(codes.x)]).all()
+    default = sample_prior_tables(4, 50, 3, torch.Generator().manual_seed(5))
+    ten = sample_prior_tables(4, 50, 3, torch.Generator().manual_seed(5), max_clusters=10)
+    assert torch.equal(torch.nan_to_num(default.x, 1e9), torch.nan_to_num(ten.x, 1e9))
+    assert default.n_clusters.max() <= 10
+
+
 def test_prior_argument_errors():
     with pytest.raises(UmetaError, match="n_rows >= 4"):
         sample_prior_tables(1, 2, 3, torch.Generator())
+    with pytest.raises(UmetaError, match="max_clusters must be in"):
+        sample_prior_tables(1, 50, 3, torch.Generator(), max_clusters=5)
 
 
 # ----------------------------------------------------------------------------- tasks
@@ -141,6 +159,8 @@ def test_task_source_refuses_bad_options():
         TableTasks(TableCollection([]), real_share=0.5)
     with pytest.raises(UmetaError, match="min_rows"):
         TableTasks(TableCollection([]), min_rows=8, real_share=0.0)
+    with pytest.raises(UmetaError, match="max_clusters"):
+        TableTasks(TableCollection([]), real_share=0.0, max_clusters=100)
 
 
 def write_pmlb(root: Path, name: str, x: np.ndarray, y: np.ndarray) -> None:
@@ -269,9 +289,29 @@ def test_the_embedding_keeps_the_values_of_the_most_weighted_columns():
         assert small_encoder(raw_columns=0)(torch.randn(1, 40, 8))[0].shape == (1, 40, 4)
 
 
-def test_long_tables_use_a_context_sample_and_chunks():
+def test_standard_values_are_each_columns_plain_z_score_times_its_weight():
+    encoder = small_encoder(standard_values=True).eval()
+    x = torch.randn(60, 3) * torch.tensor([1.0, 100.0, 0.01]) + 7
+    x[5, 1] = float("nan")
+    with torch.no_grad():
+        z = encoder.encode(x)[0]
+        weights = torch.nn.functional.softplus(encoder.column_weight(
+            encoder.column.summary(encoder.cell_embed(cell_features(
+                x[None], column_stats(x[None]))))))[0, 0, :, 2]
+    assert z.shape == (60, 4 + 3 * 3)
+    finite = torch.isfinite(x)
+    mean = torch.stack([x[finite[:, j], j].mean() for j in range(3)])
+    std = torch.stack([x[finite[:, j], j].std(unbiased=False) for j in range(3)])
+    plain = z[:, 4 + 2::3] / weights
+    expected = ((x - mean) / std).nan_to_num(0.0)
+    assert torch.allclose(plain, expected, atol=1e-4)
+
+
+@pytest.mark.parametrize("options", [{}, {"standard_values": True, "value_gate": True}])
+def test_long_tables_use_a_context_sample_and_chunks(options):
     torch.manual_seed(0)
-    encoder = small_encoder(context_rows=64, chunk_cells=1024, reference_rows=32).eval()
+    encoder = small_encoder(context_rows=64, chunk_cells=1024, reference_rows=32,
+                            **options).eval()
     x = torch.randn(500, 6)
     with torch.no_grad():
         z, logit, ctx = encoder.encode(x, seed=1)
@@ -286,6 +326,8 @@ def test_long_tables_use_a_context_sample_and_chunks():
         assert not torch.equal(encoder.encode(x, seed=2)[2].rows, ctx.rows)
     with pytest.raises(UmetaError, match="columns"):
         encoder.rows(torch.randn(3, 5), ctx)
+    if options:  # the gate: one weight of the table in (0, 2), recorded with the context
+        assert ctx.summaries[-1].shape == (1, 1, 1) and 0 < float(ctx.summaries[-1]) < 2
 
 
 # ----------------------------------------------------------------------------- the learner

@@ -5,7 +5,9 @@ columns) in a few vectorised torch calls on the generator's device. Each table i
 latent space and then observed through random maps, so that the same clusters reach the
 columns in many forms:
 
-1. **Clusters** (``k`` of 2 .. 10 per table): weights from a log-normal spread (a few tables
+1. **Clusters** (``k`` of 2 .. 10 per table; with ``max_clusters`` above 10, three tables in
+   ten have 11 .. ``max_clusters`` instead, their centres spread by ``(k / 10) ** (1 / L)`` so
+   that a latent space of the same volume per cluster holds them): weights from a log-normal spread (a few tables
    nearly balanced, others with clusters 20x smaller than the largest); centres in an
    ``L``-dimensional latent space (``L`` of 1 .. 8) at a random separation; each cluster a
    random rotation and per-axis scales, and a shape: a Gaussian blob, a shell (a ring in 2-D),
@@ -47,7 +49,8 @@ from umeta.errors import UmetaError
 
 __all__ = ["PriorTables", "sample_prior_tables", "MAX_CLUSTERS", "MAX_LATENT", "OUTLIER_TYPES"]
 
-MAX_CLUSTERS = 10
+MAX_CLUSTERS = 10  #: clusters of a table by default (``max_clusters``)
+_MANY_CLUSTERS_SHARE = 0.3  # tables of more than MAX_CLUSTERS clusters, when allowed
 MAX_LATENT = 8
 OUTLIER_TYPES = ("global", "local", "clustered", "dependency")
 _SHAPES = 3  # blob, shell, arc
@@ -103,13 +106,13 @@ def _standardise(x: Tensor, dim: int = 1) -> Tensor:
     return (x - x.mean(dim, keepdim=True)) / (x.std(dim, keepdim=True) + 1e-6)
 
 
-def _latent_points(gen, t, n, k, latent, device):
+def _latent_points(gen, t, n, k, latent, device, kmax=MAX_CLUSTERS):
     """Cluster labels (T, N), latent points (T, N, L_MAX) with the unused axes zero, and
     what makes local and clustered outliers: centres (T, K, L), per-cluster maps (T, K, L, L),
-    per-cluster scales (T, K)."""
-    slots = torch.arange(MAX_CLUSTERS, device=device)
+    per-cluster scales (T, K); ``K = kmax``, the most clusters a table may have."""
+    slots = torch.arange(kmax, device=device)
     spread = _uniform(gen, (t, 1), 0.0, 1.5, device)
-    weights = torch.exp(spread * torch.randn(t, MAX_CLUSTERS, generator=gen, device=device))
+    weights = torch.exp(spread * torch.randn(t, kmax, generator=gen, device=device))
     weights = torch.where(slots < k[:, None], weights, torch.zeros_like(weights))
     weights = weights / weights.sum(1, keepdim=True)
     weights = 0.9 * weights + 0.1 * (slots < k[:, None]).float() / k[:, None]
@@ -117,13 +120,14 @@ def _latent_points(gen, t, n, k, latent, device):
 
     axes = (torch.arange(MAX_LATENT, device=device) < latent[:, None]).float()  # (T, L)
     separation = _log_uniform(gen, (t, 1, 1), 0.8, 6.0, device)
-    centers = torch.randn(t, MAX_CLUSTERS, MAX_LATENT, generator=gen, device=device)
-    centers = centers * separation * axes[:, None]
-    rotation = torch.linalg.qr(torch.randn(t, MAX_CLUSTERS, MAX_LATENT, MAX_LATENT,
+    centers = torch.randn(t, kmax, MAX_LATENT, generator=gen, device=device)
+    crowd = (k.float() / 10).clamp(min=1) ** (1 / latent.float())  # (T,): 1 for k <= 10
+    centers = centers * separation * crowd[:, None, None] * axes[:, None]
+    rotation = torch.linalg.qr(torch.randn(t, kmax, MAX_LATENT, MAX_LATENT,
                                            generator=gen, device=device))[0]
-    axis_scale = _log_uniform(gen, (t, MAX_CLUSTERS, 1, MAX_LATENT), 0.25, 1.5, device)
+    axis_scale = _log_uniform(gen, (t, kmax, 1, MAX_LATENT), 0.25, 1.5, device)
     maps = rotation * axis_scale  # columns scaled: x = maps @ e
-    scale = _log_uniform(gen, (t, MAX_CLUSTERS), 0.5, 2.0, device)
+    scale = _log_uniform(gen, (t, kmax), 0.5, 2.0, device)
 
     e = torch.randn(t, n, MAX_LATENT, generator=gen, device=device) * axes[:, None]
     heavy = (torch.rand(t, 1, 1, generator=gen, device=device) < 0.3).float()
@@ -134,10 +138,10 @@ def _latent_points(gen, t, n, k, latent, device):
     nonconvex = (torch.rand(t, 1, generator=gen, device=device) < 0.5).float() \
         * (latent[:, None] > 1).float() * _uniform(gen, (t, 1), 0.3, 1.0, device)
     shape_probs = torch.stack([1 - nonconvex, nonconvex / 2, nonconvex / 2], -1)  # (T, 1, 3)
-    shape = _choice(gen, shape_probs.expand(t, MAX_CLUSTERS, _SHAPES).reshape(-1, _SHAPES),
-                    1).view(t, MAX_CLUSTERS)
+    shape = _choice(gen, shape_probs.expand(t, kmax, _SHAPES).reshape(-1, _SHAPES),
+                    1).view(t, kmax)
     point_shape = shape.gather(1, y)  # (T, N)
-    radius = _uniform(gen, (t, MAX_CLUSTERS), 1.5, 3.0, device).gather(1, y)[..., None]
+    radius = _uniform(gen, (t, kmax), 1.5, 3.0, device).gather(1, y)[..., None]
     # nested tables: every cluster a shell around cluster 0's centre, radii 1, 2.6, 4.2, ...
     nested = (torch.rand(t, 1, generator=gen, device=device) < 0.25) & (nonconvex > 0)
     point_shape = torch.where(nested, torch.ones_like(point_shape), point_shape)
@@ -146,8 +150,8 @@ def _latent_points(gen, t, n, k, latent, device):
     direction = e / (e.norm(dim=-1, keepdim=True) + 1e-6)
     shell = radius * direction + 0.15 * e
     u = _uniform(gen, (t, n, 1), -1.0, 1.0, device)
-    a = torch.randn(t, MAX_CLUSTERS, MAX_LATENT, generator=gen, device=device) * axes[:, None]
-    b = torch.randn(t, MAX_CLUSTERS, MAX_LATENT, generator=gen, device=device) * axes[:, None]
+    a = torch.randn(t, kmax, MAX_LATENT, generator=gen, device=device) * axes[:, None]
+    b = torch.randn(t, kmax, MAX_LATENT, generator=gen, device=device) * axes[:, None]
     a = 2.0 * a / (a.norm(dim=-1, keepdim=True) + 1e-6)
     b = 1.5 * b / (b.norm(dim=-1, keepdim=True) + 1e-6)
     take = y[..., None].expand(t, n, MAX_LATENT)
@@ -251,7 +255,8 @@ def _categories(gen, x: Tensor) -> Tensor:
     return torch.where(nominal, permuted, level).float()
 
 
-def _class_codes(gen, y: Tensor, kind: Tensor, k: Tensor, d: int) -> Tensor:
+def _class_codes(gen, y: Tensor, kind: Tensor, k: Tensor, d: int,
+                 kmax: int = MAX_CLUSTERS) -> Tensor:
     """Category codes (T, N, D) drawn from a distribution over 2 .. 6 codes per cluster and
     column, at a random sharpness (latent class tables: surveys, votes). Global and clustered
     outliers draw every code at random; dependency outliers draw each column's code as a random
@@ -260,7 +265,7 @@ def _class_codes(gen, y: Tensor, kind: Tensor, k: Tensor, d: int) -> Tensor:
     device = y.device
     sizes = torch.randint(2, _MAX_CLASS_CODES + 1, (t, 1, d, 1), generator=gen, device=device)
     sharpness = _uniform(gen, (t, 1, 1, 1), 0.5, 3.0, device)
-    logits = torch.randn(t, MAX_CLUSTERS, d, _MAX_CLASS_CODES, generator=gen, device=device)
+    logits = torch.randn(t, kmax, d, _MAX_CLASS_CODES, generator=gen, device=device)
     used = torch.arange(_MAX_CLASS_CODES, device=device) < sizes
     probs = (logits * sharpness).masked_fill(~used, -math.inf).softmax(-1)
     other = (torch.rand(t, n, d, generator=gen, device=device) * k[:, None, None]).long()
@@ -274,8 +279,8 @@ def _class_codes(gen, y: Tensor, kind: Tensor, k: Tensor, d: int) -> Tensor:
 
 
 def sample_prior_tables(num_tasks: int, n_rows: int, n_cols: int, generator: torch.Generator,
-                        *, outlier_share: float = 0.5,
-                        max_outlier_rate: float = 0.15) -> PriorTables:
+                        *, outlier_share: float = 0.5, max_outlier_rate: float = 0.15,
+                        max_clusters: int = MAX_CLUSTERS) -> PriorTables:
     """Draw ``num_tasks`` synthetic tables of ``n_rows`` x ``n_cols`` (module docstring).
 
     Parameters
@@ -288,6 +293,8 @@ def sample_prior_tables(num_tasks: int, n_rows: int, n_cols: int, generator: tor
         Share of the tables that get outliers (the others have none).
     max_outlier_rate : float
         The outlier rate of a table with outliers is uniform in [0.01, max_outlier_rate].
+    max_clusters : int
+        Most clusters of a table, 10 .. 64 (above 10: module docstring, step 1).
 
     Returns
     -------
@@ -306,15 +313,23 @@ def sample_prior_tables(num_tasks: int, n_rows: int, n_cols: int, generator: tor
     if num_tasks < 1 or n_rows < 4 or n_cols < 1:
         raise UmetaError(f"synthetic tables need num_tasks >= 1, n_rows >= 4 and n_cols >= 1; "
                          f"got {num_tasks}, {n_rows}, {n_cols}")
+    if not MAX_CLUSTERS <= max_clusters <= 64:
+        raise UmetaError(f"max_clusters must be in [{MAX_CLUSTERS}, 64]; got {max_clusters}")
     if not 0.0 <= outlier_share <= 1.0 or not 0.01 <= max_outlier_rate <= 0.5:
         raise UmetaError(f"outlier_share must be in [0, 1] and max_outlier_rate in [0.01, 0.5]; "
                          f"got {outlier_share}, {max_outlier_rate}")
     gen, t, n, d = generator, num_tasks, n_rows, n_cols
     device = gen.device
     k = torch.randint(2, MAX_CLUSTERS + 1, (t,), generator=gen, device=device)
+    if max_clusters > MAX_CLUSTERS:
+        many = torch.rand(t, generator=gen, device=device) < _MANY_CLUSTERS_SHARE
+        more = torch.randint(MAX_CLUSTERS + 1, max_clusters + 1, (t,), generator=gen,
+                             device=device)
+        k = torch.where(many, more, k)
+    kmax = max(max_clusters, MAX_CLUSTERS)
     latent = torch.minimum(torch.randint(1, MAX_LATENT + 1, (t,), generator=gen, device=device),
                            torch.full((t,), max(d, 1), device=device))
-    y, z, centers, maps, scale, axes = _latent_points(gen, t, n, k, latent, device)
+    y, z, centers, maps, scale, axes = _latent_points(gen, t, n, k, latent, device, kmax)
     with_outliers = torch.rand(t, generator=gen, device=device) < outlier_share
     rate = with_outliers * _uniform(gen, (t,), 0.01, max_outlier_rate, device)
     outlier, kind, z = _outliers(gen, z, y, centers, maps, scale, axes, rate)
@@ -362,7 +377,7 @@ def sample_prior_tables(num_tasks: int, n_rows: int, n_cols: int, generator: tor
                     + torch.randn(t, 1, d, generator=gen, device=device)
                     * _log_uniform(gen, (t, 1, d), 1e-2, 1e3, device), x)
 
-    x = torch.where(coded[:, None], _class_codes(gen, y, kind, k, d), x)
+    x = torch.where(coded[:, None], _class_codes(gen, y, kind, k, d, kmax), x)
     categorical = categorical | coded
 
     missing_rate = (torch.rand(t, 1, 1, generator=gen, device=device) < 0.3) \

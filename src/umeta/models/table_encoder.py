@@ -34,7 +34,12 @@ Steps (``B`` tables, ``N`` rows, ``D`` columns; widths ``d`` per cell, ``r`` per
 5. heads: the embedding (B, N, e) and the outlier logit (B, N). The embedding is followed by
    the row's own values (clipped robust z-score and normal score of each column) weighted by a
    learned function of each column's summary, so that clustering happens in a learned
-   space *and* a learned feature weighting of the values themselves (``raw_columns``).
+   space *and* a learned feature weighting of the values themselves (``raw_columns``); with
+   ``standard_values`` a third value of each column is weighted too, its plain z-score
+   (clipped to [-8, 8]): the scale k-means on standardised values works in, which the
+   robust and rank scores bend (a rank score spreads tight groups of a column apart); with
+   ``value_gate`` the weighted values of each table are scaled by one more learned weight,
+   of the table's rows jointly (:class:`ValueGate`).
 """
 
 from __future__ import annotations
@@ -70,12 +75,17 @@ class ColumnStats:
     count : Tensor of shape (B, D)
         Finite values per column.
     median, scale : Tensor of shape (B, D)
+        The robust centre and scale (module docstring, step 1).
+    mean, std : Tensor of shape (B, D)
+        The plain ones (the standard deviation 1 where it is 0).
     """
 
     sorted: Tensor
     count: Tensor
     median: Tensor
     scale: Tensor
+    mean: Tensor
+    std: Tensor
 
 
 def column_stats(x: Tensor) -> ColumnStats:
@@ -105,7 +115,8 @@ def column_stats(x: Tensor) -> ColumnStats:
     mean = zeroed.sum(-1) / n
     std = (torch.where(finite, v - mean[..., None], torch.zeros_like(v)).square().sum(-1) / n).sqrt()
     scale = torch.where(iqr > 0, iqr, torch.where(std > 0, std, torch.ones_like(std)))
-    return ColumnStats(ordered.contiguous(), count, median, scale)
+    return ColumnStats(ordered.contiguous(), count, median, scale, mean,
+                       torch.where(std > 0, std, torch.ones_like(std)))
 
 
 def cell_features(x: Tensor, stats: ColumnStats) -> Tensor:
@@ -211,6 +222,21 @@ class ColumnBlock(nn.Module):
 
     def apply(self, cells: Tensor, summary: Tensor) -> Tensor:
         return cells + self.update(F.gelu(self.cell(self.norm(cells)) + summary))
+
+
+class ValueGate(nn.Module):
+    """A table's weight of its own values in the embedding, in (0, 2): a learned score of the
+    mean over the context rows of their final row states (B, N, r) -> (B, 1, 1). It sees the
+    rows jointly (after the blocks across rows), which a column's summary cannot: whether the
+    table's clusters lie along its columns (blobs, for k-means) or in structure that only the
+    learned part carries (rings, chains)."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.score = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, 1))
+
+    def summary(self, h: Tensor) -> Tensor:
+        return 2 * torch.sigmoid(self.score(h.mean(1, keepdim=True)))  # (B, 1, 1)
 
 
 class SeedPooling(nn.Module):
@@ -349,7 +375,12 @@ class TableEncoder(nn.Module):
     raw_columns : int
         The embedding also holds each row's own values, weighted per column by the model
         (:meth:`_weighted_values`) for at most this many columns: ``e + 2 * min(D,
-        raw_columns)`` numbers per row. 0: the learned embedding alone.
+        raw_columns)`` numbers per row (``3 *`` with ``standard_values``). 0: the learned
+        embedding alone.
+    standard_values : bool
+        Weigh each column's plain z-score as well (module docstring, step 5).
+    value_gate : bool
+        Scale the weighted values by a learned weight of the whole table (:class:`ValueGate`).
     heads : int
     pool_seeds, row_points : int
         Seeds of the pooling of a row's cells, inducing points across rows.
@@ -379,7 +410,8 @@ class TableEncoder(nn.Module):
                  heads: int = 4, pool_seeds: int = 8, row_points: int = 32,
                  neighbours: int = 10, metric_dim: int = 16, reference_rows: int = 1024,
                  raw_columns: int = 64, context_rows: int = 4096,
-                 chunk_cells: int = 1 << 19) -> None:
+                 chunk_cells: int = 1 << 19, standard_values: bool = False,
+                 value_gate: bool = False) -> None:
         super().__init__()
         if min(hidden, row_width, embed_dim, heads, pool_seeds, row_points, neighbours,
                metric_dim) < 1 or raw_columns < 0 or min(context_rows, reference_rows) < 16 or chunk_cells < 1024:
@@ -400,7 +432,9 @@ class TableEncoder(nn.Module):
         self.neighbours_2 = NeighbourBlock(row_width, neighbours, metric_dim, reference_rows)
         self.embed_head = nn.Sequential(nn.LayerNorm(row_width), nn.Linear(row_width, embed_dim))
         self.raw_columns = int(raw_columns)
-        self.column_weight = nn.Linear(hidden, 2)
+        self.standard_values = bool(standard_values)
+        self.column_weight = nn.Linear(hidden, 3 if standard_values else 2)
+        self.value_gate = ValueGate(row_width) if value_gate else None
         self.score_head = nn.Sequential(nn.LayerNorm(row_width), nn.Linear(row_width, row_width),
                                         nn.GELU(), nn.Linear(row_width, 1))
 
@@ -435,19 +469,30 @@ class TableEncoder(nn.Module):
                 h = neighbour_block.rows(h, next(summaries))
         z = self.embed_head(h)
         if self.raw_columns:
-            z = torch.cat([z, self._weighted_values(features, columns)], -1)
+            values = self._weighted_values(x, features, columns, ctx.stats)
+            if self.value_gate is not None:
+                values = values * summary(self.value_gate, h)
+            z = torch.cat([z, values], -1)
         return z, self.score_head(h)[..., 0], ctx
 
-    def _weighted_values(self, features: Tensor, columns: Tensor) -> Tensor:
-        """The rows' own values, weighted per column (B, N, 2 * min(D, raw_columns)): each
-        column's clipped robust z-score and normal score times a learned weight of the column's
-        summary (which columns matter, and how much); only the ``raw_columns`` columns of the
-        largest weights when there are more."""
-        weights = F.softplus(self.column_weight(columns))  # (B, 1, D, 2)
-        values = features[..., 1:3] * weights  # (B, N, D, 2)
+    def _weighted_values(self, x: Tensor, features: Tensor, columns: Tensor,
+                         stats: ColumnStats) -> Tensor:
+        """The rows' own values, weighted per column (B, N, v * min(D, raw_columns)): each
+        column's clipped robust z-score and normal score (and with ``standard_values`` its
+        clipped plain z-score: v = 3, else 2) times a learned weight of the column's summary
+        (which columns matter, and how much); only the ``raw_columns`` columns of the largest
+        weights when there are more."""
+        weights = F.softplus(self.column_weight(columns))  # (B, 1, D, v)
+        values = features[..., 1:3]
+        if self.standard_values:
+            plain = ((x - stats.mean[:, None]) / stats.std[:, None]).clamp(-8, 8)
+            plain = plain.masked_fill(~torch.isfinite(x), 0.0)
+            values = torch.cat([values, plain[..., None]], -1)
+        values = values * weights  # (B, N, D, v)
         if values.shape[2] > self.raw_columns:
             keep = weights.sum(-1)[:, 0].topk(self.raw_columns, dim=-1).indices  # (B, m)
-            values = values.gather(2, keep[:, None, :, None].expand(*values.shape[:2], -1, 2))
+            values = values.gather(2, keep[:, None, :, None].expand(
+                *values.shape[:2], -1, values.shape[-1]))
         return values.flatten(2)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from umeta.data.table_priors import sample_prior_tables
+from umeta.data.table_priors import MAX_CLUSTERS, sample_prior_tables
 from umeta.data.table_sets import TableCollection
 from umeta.data.tables import Table
 from umeta.errors import UmetaError
@@ -90,6 +90,8 @@ class TableTasks:
         Share of real tables turned into anomaly tasks.
     max_outlier_rate : float
         Largest share of outlier rows in a table.
+    max_clusters : int
+        Most clusters of a synthetic table (`umeta.data.table_priors.sample_prior_tables`).
 
     Examples
     --------
@@ -107,7 +109,8 @@ class TableTasks:
     def __init__(self, data: TableCollection, seed: int = 0, min_rows: int = 64,
                  max_rows: int = 1024, min_columns: int = 2, max_columns: int = 32,
                  real_share: float = 0.5, outlier_share: float = 0.5,
-                 real_outlier_share: float = 0.5, max_outlier_rate: float = 0.15) -> None:
+                 real_outlier_share: float = 0.5, max_outlier_rate: float = 0.15,
+                 max_clusters: int = MAX_CLUSTERS) -> None:
         if not 32 <= min_rows <= max_rows or not 1 <= min_columns <= max_columns:
             raise UmetaError(f"table tasks need 32 <= min_rows <= max_rows and 1 <= min_columns "
                              f"<= max_columns; got rows {min_rows}..{max_rows}, columns "
@@ -119,6 +122,9 @@ class TableTasks:
         if not 0.01 <= max_outlier_rate <= 0.5:
             raise UmetaError(f"tasks.options.max_outlier_rate must be in [0.01, 0.5]; got "
                              f"{max_outlier_rate}")
+        if not MAX_CLUSTERS <= max_clusters <= 64:
+            raise UmetaError(f"tasks.options.max_clusters must be in [{MAX_CLUSTERS}, 64]; got "
+                             f"{max_clusters}")
         if real_share > 0 and not data.tables:
             raise UmetaError("tasks.options.real_share > 0 but there are no real tables; use "
                              "data.dataset = 'tables' or set tasks.options.real_share=0")
@@ -131,6 +137,7 @@ class TableTasks:
         self.outlier_share = float(outlier_share)
         self.real_outlier_share = float(real_outlier_share)
         self.max_outlier_rate = float(max_outlier_rate)
+        self.max_clusters = int(max_clusters)
         self._shapes = np.array([t.x.shape for t in data.tables], dtype=np.int64).reshape(-1, 2)
 
     def state_dict(self) -> dict:
@@ -152,7 +159,8 @@ class TableTasks:
         if n_real < num_tasks:
             prior = sample_prior_tables(num_tasks - n_real, n, d, self.generator,
                                         outlier_share=self.outlier_share,
-                                        max_outlier_rate=self.max_outlier_rate)
+                                        max_outlier_rate=self.max_outlier_rate,
+                                        max_clusters=self.max_clusters)
             has_outliers = prior.outlier.any(1) & ~prior.outlier.all(1)
             parts.append((prior.x, prior.y, prior.outlier, torch.ones_like(has_outliers),
                           has_outliers))
