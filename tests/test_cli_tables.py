@@ -127,7 +127,7 @@ def test_many_clusters_on_a_table_point_to_compare(table_model, tmp_path, capsys
             "--no-progress", "--force"]
     assert main([*args, "--n-clusters", "12", "--out", str(tmp_path / "c.csv")]) == 0
     err = capsys.readouterr().err
-    assert "12 clusters: umeta's synthetic training tables have at most 10" in err
+    assert "12 clusters: this table model's synthetic training tables had at most 10" in err
     assert f"umeta compare {data} --n-clusters 12" in err
     assert main([*args, "--n-clusters", "3", "--out", str(tmp_path / "c.csv")]) == 0
     assert "umeta compare" not in capsys.readouterr().err

@@ -717,7 +717,7 @@ def _fit_clusters(args: argparse.Namespace):
     """(data, x, fitted MetaClusterer) of `umeta cluster` / `umeta explain`, with the lines that
     say what was done."""
     from umeta.adapt.embed import is_table_model
-    from umeta.data.table_priors import MAX_CLUSTERS as PRIOR_CLUSTERS
+    from umeta.data.table_priors import MAX_CLUSTERS
     from umeta.estimators import MetaClusterer
 
     if args.k_range is not None and args.n_clusters is not None:
@@ -742,12 +742,13 @@ def _fit_clusters(args: argparse.Namespace):
               f"silhouette of k = {low}..{high} (--n-clusters K sets it, --k-range LOW HIGH "
               f"searches elsewhere){note}")
     _report_scores(data, model.labels_)
-    if is_table_model(learner) and model.n_clusters_ > PRIOR_CLUSTERS:
-        _note(args, f"{model.n_clusters_} clusters: umeta's synthetic training tables have at "
-                    f"most {PRIOR_CLUSTERS}, and on B8's 12 tables of more the built-in model "
-                    f"lost to k-means on the raw values every time (b11_compare_tables.json); "
-                    f"check yours with umeta compare {args.data} --n-clusters "
-                    f"{model.n_clusters_}")
+    trained = (learner.config.tasks.options.get("max_clusters", MAX_CLUSTERS)
+               if is_table_model(learner) else None)
+    if trained is not None and model.n_clusters_ > trained:
+        _note(args, f"{model.n_clusters_} clusters: this table model's synthetic training "
+                    f"tables had at most {trained}, and beyond what it trained on a table model "
+                    f"can lose to k-means on the raw values (b11_compare_tables.json); check "
+                    f"yours with umeta compare {args.data} --n-clusters {model.n_clusters_}")
     return data, x, model
 
 
