@@ -307,6 +307,11 @@ def test_standard_values_are_each_columns_plain_z_score_times_its_weight():
     assert torch.allclose(plain, expected, atol=1e-4)
 
 
+def test_encoder_flags_must_be_booleans():
+    with pytest.raises(UmetaError, match="model.options.value_gate must be true or false"):
+        small_encoder(value_gate="yes")
+
+
 @pytest.mark.parametrize("options", [{}, {"standard_values": True, "value_gate": True}])
 def test_long_tables_use_a_context_sample_and_chunks(options):
     torch.manual_seed(0)

@@ -417,6 +417,9 @@ class TableEncoder(nn.Module):
                metric_dim) < 1 or raw_columns < 0 or min(context_rows, reference_rows) < 16 or chunk_cells < 1024:
             raise UmetaError("table encoder widths and counts must be positive, context_rows "
                              ">= 16 and chunk_cells >= 1024")
+        for name, flag in (("standard_values", standard_values), ("value_gate", value_gate)):
+            if not isinstance(flag, bool):
+                raise UmetaError(f"model.options.{name} must be true or false; got {flag!r}")
         self.out_dim = embed_dim
         self.context_rows = int(context_rows)
         self.chunk_cells = int(chunk_cells)
