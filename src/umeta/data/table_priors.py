@@ -7,8 +7,8 @@ columns in many forms:
 
 1. **Clusters** (``k`` of 2 .. 10 per table; with ``max_clusters`` above 10, three tables in
    ten have 11 .. ``max_clusters`` instead, their centres spread by ``(k / 10) ** (1 / L)`` so
-   that a latent space of the same volume per cluster holds them): weights from a log-normal spread (a few tables
-   nearly balanced, others with clusters 20x smaller than the largest); centres in an
+   that each cluster keeps the same latent volume): weights from a log-normal spread (a few
+   tables nearly balanced, others with clusters 20x smaller than the largest); centres in an
    ``L``-dimensional latent space (``L`` of 1 .. 8) at a random separation; each cluster a
    random rotation and per-axis scales, and a shape: a Gaussian blob, a shell (a ring in 2-D),
    or a curved arc (moons), with Gaussian or heavy-tailed (log-normal scale mixture) noise. In a
@@ -121,7 +121,7 @@ def _latent_points(gen, t, n, k, latent, device, kmax=MAX_CLUSTERS):
     axes = (torch.arange(MAX_LATENT, device=device) < latent[:, None]).float()  # (T, L)
     separation = _log_uniform(gen, (t, 1, 1), 0.8, 6.0, device)
     centers = torch.randn(t, kmax, MAX_LATENT, generator=gen, device=device)
-    crowd = (k.float() / 10).clamp(min=1) ** (1 / latent.float())  # (T,): 1 for k <= 10
+    crowd = (k.float() / MAX_CLUSTERS).clamp(min=1) ** (1 / latent.float())  # (T,): 1 for k <= 10
     centers = centers * separation * crowd[:, None, None] * axes[:, None]
     rotation = torch.linalg.qr(torch.randn(t, kmax, MAX_LATENT, MAX_LATENT,
                                            generator=gen, device=device))[0]
@@ -326,10 +326,9 @@ def sample_prior_tables(num_tasks: int, n_rows: int, n_cols: int, generator: tor
         more = torch.randint(MAX_CLUSTERS + 1, max_clusters + 1, (t,), generator=gen,
                              device=device)
         k = torch.where(many, more, k)
-    kmax = max(max_clusters, MAX_CLUSTERS)
     latent = torch.minimum(torch.randint(1, MAX_LATENT + 1, (t,), generator=gen, device=device),
                            torch.full((t,), max(d, 1), device=device))
-    y, z, centers, maps, scale, axes = _latent_points(gen, t, n, k, latent, device, kmax)
+    y, z, centers, maps, scale, axes = _latent_points(gen, t, n, k, latent, device, max_clusters)
     with_outliers = torch.rand(t, generator=gen, device=device) < outlier_share
     rate = with_outliers * _uniform(gen, (t,), 0.01, max_outlier_rate, device)
     outlier, kind, z = _outliers(gen, z, y, centers, maps, scale, axes, rate)
@@ -377,7 +376,7 @@ def sample_prior_tables(num_tasks: int, n_rows: int, n_cols: int, generator: tor
                     + torch.randn(t, 1, d, generator=gen, device=device)
                     * _log_uniform(gen, (t, 1, d), 1e-2, 1e3, device), x)
 
-    x = torch.where(coded[:, None], _class_codes(gen, y, kind, k, d, kmax), x)
+    x = torch.where(coded[:, None], _class_codes(gen, y, kind, k, d, max_clusters), x)
     categorical = categorical | coded
 
     missing_rate = (torch.rand(t, 1, 1, generator=gen, device=device) < 0.3) \
