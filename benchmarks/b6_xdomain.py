@@ -4,7 +4,8 @@ Sets: ``../shared/data/xdomain/*.npz`` (its README names them with their sha256;
 checked against it). A task: N classes x M images of one set, shuffled; settings 5x10 and 10x10
 (a set with fewer than N classes has no N-way rows; the file lists what was skipped); the same
 seeded tasks for every method. Methods in one run: umeta (each ``--checkpoint``, in each variant
-of ``--standardize`` x ``--adapt`` x ``--refine``), and k-means++ (n_init=10) on pixels, on
+of ``--standardize`` x ``--adapt`` x ``--refine`` x ``--algorithm``: k-means or spectral
+clustering of the embedding), and k-means++ (n_init=10) on pixels, on
 PCA(50) of the pixels and spectral clustering on pixels. Rows per set and setting
 (clustering_accuracy, nmi, ari; umeta rows also their paired gain over k-means on pixels), and
 per umeta variant the summary rows ``min_gain_vs_kmeans_pixels`` and
@@ -35,12 +36,14 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 from joblib import Parallel, delayed
 
 from b2_clustering import baseline_labels
 
 from umeta.adapt.adabn import adabn, adabn_task_features
+from umeta.adapt.cluster import ALGORITHMS
 from umeta.adapt.selftrain import checked_selftrain, selftrain
 from umeta.adapt.layers import in_space, parse_space
 from umeta.build import is_label_free, load_learner, resolve_device
@@ -53,6 +56,7 @@ from umeta.learners.base import Learner
 from umeta.learners.psco import EMBED_HEADS, PsCo
 from umeta.metrics import clustering_scores, mean_ci95
 from umeta.numeric.clustering import REFINEMENTS, cluster_tasks
+from umeta.numeric.spectral import spectral_clustering
 from umeta.results import result_row, write_results
 from umeta.tasks.clustering import ClusteringTasks, sample_clustering_tasks
 
@@ -267,7 +271,10 @@ class Variant:
         as a user gives ``--n-clusters``).
     refine : {"none", "soft", "balanced"}
     normalize : bool
-        L2-normalise the features before k-means (as ``MetaClusterer(normalize=True)``).
+        L2-normalise the features before clustering (as ``MetaClusterer(normalize=True)``).
+    algorithm : {"kmeans", "spectral"}
+        The clustering step (as ``MetaClusterer(algorithm=...)``): batched k-means++, or each
+        task's spectral clustering on its 10-nearest-neighbour graph.
     selftrain_steps, selftrain_lr : int, float
         Self-training's optimizer steps and Adam learning rate.
     """
@@ -280,14 +287,19 @@ class Variant:
     normalize: bool = True
     selftrain_steps: int = 20
     selftrain_lr: float = 1e-4
+    algorithm: str = "kmeans"
 
     def __post_init__(self) -> None:
         for field, value, valid in (("standardize", self.standardize, STANDARDIZATIONS),
                                     ("adapt", self.adapt, ADAPTATIONS),
                                     ("scope", self.scope, SCOPES),
-                                    ("refine", self.refine, REFINEMENTS)):
+                                    ("refine", self.refine, REFINEMENTS),
+                                    ("algorithm", self.algorithm, ALGORITHMS)):
             if value not in valid:
                 raise UmetaError(f"unknown {field} {value!r}; choose one of: {', '.join(valid)}")
+        if self.algorithm == "spectral" and self.refine != "none":
+            raise UmetaError("refinement is of k-means prototypes: use --refine none with "
+                             "--algorithm spectral")
         parse_space(self.space)
 
     def learner_in_space(self, learner: Learner) -> Learner:
@@ -303,6 +315,7 @@ class Variant:
             if "selftrain" in self.adapt:
                 parts.append(f"{self.selftrain_steps}@lr{self.selftrain_lr:g}")
         parts.append(f"+{self.refine}" if self.refine != "none" else "")
+        parts.append(f"+{self.algorithm}" if self.algorithm != "kmeans" else "")
         return "".join(parts) + ("" if self.normalize else "+raw")
 
 
@@ -373,8 +386,13 @@ def umeta_scores(learner: Learner, tasks: Mapping[tuple[str, str], ClusteringTas
                                                 variant, seed)
             model, how = adapted[name], replace(variant, adapt="none")
         feats = umeta_features(model, cell.images.to(device), cell.n_way, how, seed)
-        labels = cluster_tasks(feats, cell.n_way, normalize=variant.normalize,
-                               refine=variant.refine, seed=seed).labels.cpu().numpy()
+        if variant.algorithm == "spectral":
+            feats = F.normalize(feats, dim=-1) if variant.normalize else feats
+            labels = torch.stack([spectral_clustering(f, cell.n_way, seed=seed)
+                                  for f in feats]).cpu().numpy()
+        else:
+            labels = cluster_tasks(feats, cell.n_way, normalize=variant.normalize,
+                                   refine=variant.refine, seed=seed).labels.cpu().numpy()
         out[name, setting] = task_scores(cell.labels, labels)
     return out
 
@@ -516,6 +534,8 @@ def main() -> None:
     parser.add_argument("--selftrain-lr", type=float, default=1e-4)
     parser.add_argument("--refine", default="none",
                         help=f"umeta refinement variants: {', '.join(REFINEMENTS)}")
+    parser.add_argument("--algorithm", default="kmeans",
+                        help=f"umeta clustering steps: {', '.join(ALGORITHMS)}")
     parser.add_argument("--embed-head", choices=EMBED_HEADS,
                         help="for PsCo checkpoints: the space to embed in")
     parser.add_argument("--device", default="auto")
@@ -556,9 +576,10 @@ def main() -> None:
                                 dataset=set_name)
     variants = list(dict.fromkeys(
         Variant(sp, s, a, sc if a != "none" else "task", r,
-                selftrain_steps=args.selftrain_steps, selftrain_lr=args.selftrain_lr)
+                selftrain_steps=args.selftrain_steps, selftrain_lr=args.selftrain_lr,
+                algorithm=al)
         for sp in _split(args.space) for s in _split(args.standardize) for a in _split(args.adapt)
-        for sc in _split(args.scope) for r in _split(args.refine)))
+        for sc in _split(args.scope) for r in _split(args.refine) for al in _split(args.algorithm)))
     reference = {k: baselines[k[0], k[1], REFERENCE] for k in tasks}
     for given, learner, trained_on in models:
         training = "label-free" if is_label_free(learner.config) else "supervised"
@@ -570,7 +591,8 @@ def main() -> None:
                     "normalisation": "l2" if variant.normalize else "none",
                     "standardize": variant.standardize, "adapt": variant.adapt,
                     "adapt_scope": variant.scope if variant.adapt != "none" else None,
-                    "refinement": variant.refine, "wall_s": round(time.perf_counter() - t0, 2)}
+                    "refinement": variant.refine, "algorithm": variant.algorithm,
+                    "wall_s": round(time.perf_counter() - t0, 2)}
             if "selftrain" in variant.adapt:
                 info.update(selftrain_steps=variant.selftrain_steps,
                             selftrain_lr=variant.selftrain_lr)

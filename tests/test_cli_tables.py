@@ -165,10 +165,36 @@ def test_a_shipped_table_model_is_the_default_for_tables(table_model, tmp_path, 
     captured = capsys.readouterr()
     assert code == 0, captured.err
     assert "used the built-in tables model" in captured.err
-    assert "meta-learned features" in captured.out
+    assert "(spectral on meta-learned features)" in captured.out
     numbers = write_csv(tmp_path / "n.csv", ["a", "b"], [r[:1] + ["1.5"] for r in mixed_rows()])
     code = main(["cluster", str(numbers), "--n-clusters", "2", "--checkpoint", "none",
                  "--out", str(tmp_path / "raw.csv"), "--no-progress"])
     captured = capsys.readouterr()
-    assert code == 0 and "(raw features)" in captured.out
+    assert code == 0 and "(k-means on raw features)" in captured.out
     assert "built-in" not in captured.err
+
+
+def test_tables_are_clustered_spectrally_by_default(table_model, tmp_path, capsys):
+    data = write_csv(tmp_path / "t.csv", ["a", "b", "colour", "label"], mixed_rows(60))
+    args = ["cluster", str(data), "--checkpoint", table_model, "--n-clusters", "3",
+            "--label-column", "label", "--no-progress", "--force", "--out", str(tmp_path / "c.csv")]
+    assert main(args) == 0
+    assert "(spectral on meta-learned features)" in capsys.readouterr().out
+    assert main([*args, "--algorithm", "kmeans"]) == 0
+    assert "(k-means on meta-learned features)" in capsys.readouterr().out
+    assert main([*args, "--refine", "soft"]) == 0  # refinement is of k-means prototypes
+    assert "(k-means on meta-learned features)" in capsys.readouterr().out
+    code = main([*args, "--algorithm", "spectral", "--refine", "soft"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "set --refine to 'none'" in err[0], err
+
+
+def test_auto_clusters_a_short_table_with_kmeans(table_model):
+    from umeta.estimators import MetaClusterer
+
+    x = np.random.default_rng(0).normal(size=(8, 3)).astype(np.float32)
+    assert MetaClusterer(table_model, 6).fit(x).algorithm_ == "spectral"
+    assert MetaClusterer(table_model, 7).fit(x).algorithm_ == "kmeans"  # 7 > 8 - 2
+    assert MetaClusterer(table_model, k_range=(2, 6)).fit(x).algorithm_ == "spectral"
+    assert MetaClusterer(table_model).fit(x).algorithm_ == "kmeans"  # k_range's top is 10
+    assert MetaClusterer(n_clusters=2).fit(x).algorithm_ == "kmeans"

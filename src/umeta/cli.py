@@ -185,7 +185,8 @@ def _add_adapt_parsers(sub) -> None:
 
     p = _command(sub, "cluster", "cluster a new unlabeled data set",
                  "Cluster a new data set in the meta-learned feature space (k-means++, then "
-                 "optional refinement); write one cluster per sample and its confidence (the "
+                 "optional refinement; for a table, spectral clustering on the neighbour graph "
+                 "of the rows' embeddings); write one cluster per sample and its confidence (the "
                  "relative margin between its cluster's centre and the nearest other: 1 at the "
                  "centre, 0 on a boundary).")
     common(p, "clusters.csv")
@@ -328,6 +329,10 @@ def _cluster_arguments(p: argparse.ArgumentParser) -> None:
                    help="the candidates when the number of clusters is estimated (default: 2 10)")
     p.add_argument("--refine", default="none", choices=["none", "soft", "balanced"],
                    help="prototype refinement after k-means")
+    p.add_argument("--algorithm", default="auto", choices=["auto", "kmeans", "spectral"],
+                   help="the clustering step: k-means++, or spectral clustering on the "
+                        "10-nearest-neighbour graph of the embedding (follows curved clusters); "
+                        "auto: spectral for a table (without --refine), k-means for images")
     p.add_argument("--finetune-steps", type=int, default=0,
                    help="first fine-tune the model on the data's own images for this many "
                         "label-free steps (0: off; needs --checkpoint)")
@@ -726,14 +731,15 @@ def _fit_clusters(args: argparse.Namespace):
     data, x, learner = _inputs(args.data, args, args.label_column)
     extra = {} if args.k_range is None else {"k_range": tuple(args.k_range)}
     model = MetaClusterer(learner, args.n_clusters, refine=args.refine,
-                          normalize=_normalize(learner), finetune_steps=args.finetune_steps,
-                          finetune_lr=args.finetune_lr, random_state=args.seed,
+                          algorithm=args.algorithm, normalize=_normalize(learner),
+                          finetune_steps=args.finetune_steps, finetune_lr=args.finetune_lr,
+                          random_state=args.seed,
                           progress=not args.no_progress, **extra).fit(x)
     space = ("raw features" if learner is None else "meta-learned features" if not
              args.finetune_steps else f"meta-learned features after {args.finetune_steps} "
                                       f"label-free fine-tuning steps on this data")
     print(f"clustered {len(x)} samples of {data.source} into {model.n_clusters_} clusters "
-          f"({space}){_columns(data)}")
+          f"({model.algorithm_.replace('kmeans', 'k-means')} on {space}){_columns(data)}")
     if model.k_range_ is not None:
         low, high = model.k_range_
         note = (f"; {high} is the top of the range: the data may hold more clusters, so widen "
@@ -1161,7 +1167,7 @@ COMMANDS = {"run": cmd_run, "train": cmd_train, "eval": cmd_eval, "cluster": cmd
 #: error messages (`umeta.params.ParamError` names the parameter; this names the flag).
 FLAGS = {**{key: "--" + flag.replace("_", "-") for flag, (key, _) in TRAIN_FLAGS.items()},
          "n_clusters": "--n-clusters", "k_range": "--k-range", "n_components": "--dim",
-         "contamination": "--contamination", "refine": "--refine",
+         "contamination": "--contamination", "refine": "--refine", "algorithm": "--algorithm",
          "finetune_steps": "--finetune-steps", "finetune_lr": "--finetune-lr",
          "method": "--method", "random_state": "--seed", "seed": "--seed",
          "label_column": "--label-column",

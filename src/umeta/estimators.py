@@ -17,9 +17,11 @@ scale, NaN marking missing values (category codes are numbers like any other). `
 the whole table (the model's context: the table, or a seeded sample of its rows when it is
 long, see `umeta.models.table_encoder`) and keeps it as ``context_``; ``predict``,
 ``transform`` and ``score_samples`` encode new rows of the same columns against that context.
-`MetaClusterer` runs k-means on the model's row embeddings (fitted on a seeded sample of
-`TABLE_FIT_ROWS` rows of a longer table, every row then taking its nearest centre),
-`MetaEmbedder` PCA on them, and
+`MetaClusterer` runs spectral clustering on the model's row embeddings by default
+(``algorithm="auto"``; a seeded sample of `umeta.numeric.spectral.SPECTRAL_FIT_ROWS` rows of a
+longer table is fitted, every other row taking its nearest fitted row's label) or k-means
+(``algorithm="kmeans"``: fitted on a seeded sample of `TABLE_FIT_ROWS` rows, every row then
+taking its nearest centre), `MetaEmbedder` PCA on them, and
 `MetaAnomalyDetector` scores rows by the model's outlier logit (``method`` and
 ``n_neighbors`` are not used).
 """
@@ -40,7 +42,7 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from torch import Tensor, nn
 
 from umeta.adapt.anomaly import ANOMALY_LIMITS, NormalProfile, fit_normal
-from umeta.adapt.cluster import CLUSTER_DATASET_LIMITS, cluster_dataset, search_range
+from umeta.adapt.cluster import ALGORITHMS, CLUSTER_DATASET_LIMITS, cluster_dataset, search_range
 from umeta.adapt.embed import (EMBED_LIMITS, as_images, embed_dataset, embed_inputs,
                                is_table_model, table_inputs)
 from umeta.adapt.explain import assignment_confidence, prototype_indices
@@ -49,7 +51,8 @@ from umeta.errors import UmetaError
 from umeta.numeric.clustering import nearest_center
 from umeta.numeric.pca import PCA
 from umeta.numeric.random import check_seed
-from umeta.params import ParamError, check_params, renamed_params
+from umeta.numeric.spectral import nearest_point_labels
+from umeta.params import OneOf, ParamError, check_params, renamed_params
 
 
 #: With a table model, k-means runs on a seeded sample of this many rows of a longer table
@@ -183,7 +186,8 @@ class _MetaEstimator(BaseEstimator):
 
 
 class MetaClusterer(ClusterMixin, _MetaEstimator):
-    """k-means++ in the embedding space of a meta-trained model (:func:`umeta.adapt.cluster_dataset`).
+    """k-means++ (or spectral clustering) in the embedding space of a meta-trained model
+    (:func:`umeta.adapt.cluster_dataset`).
 
     Parameters
     ----------
@@ -200,6 +204,13 @@ class MetaClusterer(ClusterMixin, _MetaEstimator):
         L2-normalise the embedding.
     refine : {"none", "soft", "balanced"}, default="none"
         Prototype refinement after k-means (see :func:`umeta.numeric.refine_prototypes`).
+    algorithm : {"auto", "kmeans", "spectral"}, default="auto"
+        The clustering step on the embedding: k-means++, or spectral clustering on its
+        10-nearest-neighbour graph (:func:`umeta.numeric.spectral.spectral_clustering`; for
+        curved or stretched clusters; ``refine`` must be "none"). "auto" is spectral with a
+        table model (unless ``refine`` is set or X has fewer than ``n_clusters + 2`` rows),
+        k-means otherwise (B8 and B6 in the README).
+        The number of clusters, when estimated, is k-means's best silhouette either way.
     finetune_steps : int, default=0
         Before clustering, fine-tune a copy of the learner for this many Adam steps of the
         label-free UMTRA objective on X's own images (:func:`umeta.adapt.finetune`); 0 is off.
@@ -226,12 +237,14 @@ class MetaClusterer(ClusterMixin, _MetaEstimator):
     cluster_centers_ : ndarray of shape (n_clusters_, n_features_out)
         In the embedding space of the learner.
     n_clusters_ : int
+    algorithm_ : str
+        The clustering step run ("kmeans" or "spectral").
     k_range_ : (int, int) or None
         The candidates searched when ``n_clusters`` is None (``k_range``, its top at most
         ``n_samples - 1``); None when ``n_clusters`` was given.
     inertia_ : float
     n_iter_ : int
-        k-means iterations run.
+        k-means iterations run (0 with ``algorithm="spectral"``).
     confidence_ : ndarray of shape (n_samples,)
         Each sample's margin between its own centre and the nearest other one, relative to the
         larger distance: 1 at its centre, 0 on a boundary (:func:`umeta.adapt.explain`).
@@ -239,6 +252,9 @@ class MetaClusterer(ClusterMixin, _MetaEstimator):
         The sample nearest each centre (-1 for an empty cluster): ``X[prototype_indices_]``
         are real members that stand for the clusters. Typical and ambiguous members:
         ``umeta.adapt.ranked_members(confidence_, labels_, n_clusters_)``.
+    fit_embedding_ : ndarray of shape (n_samples, n_features_out) or None
+        With ``algorithm="spectral"``, the clustered embedding of X (``predict`` gives a new
+        sample its nearest point's label); None with "kmeans".
     learner_ : Learner or None
         The model whose embedding was clustered (the fine-tuned copy with ``finetune_steps``).
     input_shape_ : (C, H, W) or None
@@ -261,18 +277,20 @@ class MetaClusterer(ClusterMixin, _MetaEstimator):
     (``learner=load_learner(path)``, a checkpoint path, or ``"builtin"``).
     """
 
-    _limits = CLUSTER_DATASET_LIMITS  # finetune_steps and finetune_lr: check_finetune_args
+    # finetune_steps and finetune_lr: check_finetune_args
+    _limits = {**CLUSTER_DATASET_LIMITS, "algorithm": [OneOf("auto", *ALGORITHMS)]}
 
     def __init__(self, learner=None, n_clusters: int | None = None, *, k_range=(2, 10),
                  normalize: bool = False, refine: str = "none", finetune_steps: int = 0,
                  finetune_lr: float = 1e-4, n_init: int = 10, max_iter: int = 300,
                  tol: float = 1e-4, input_shape=None, device=None, batch_size: int = 1024,
-                 random_state=0, progress: bool = False) -> None:
+                 random_state=0, progress: bool = False, algorithm: str = "auto") -> None:
         self.learner = learner
         self.n_clusters = n_clusters
         self.k_range = k_range
         self.normalize = normalize
         self.refine = refine
+        self.algorithm = algorithm
         self.finetune_steps = finetune_steps
         self.finetune_lr = finetune_lr
         self.n_init = n_init
@@ -323,7 +341,8 @@ class MetaClusterer(ClusterMixin, _MetaEstimator):
                                  input_shape=None if learner is None else self.input_shape_,
                                  progress=self.progress,
                                  fit_rows=(TABLE_FIT_ROWS if is_table_model(self.learner_)
-                                           else None))
+                                           else None),
+                                 algorithm=self._algorithm(len(data)))
         self.labels_ = result.labels.cpu().numpy()
         self.cluster_centers_ = result.centers.cpu().numpy()
         self.n_clusters_ = result.n_clusters
@@ -335,10 +354,25 @@ class MetaClusterer(ClusterMixin, _MetaEstimator):
                                                  result.centers).cpu().numpy()
         self.prototype_indices_ = prototype_indices(result.features, result.labels,
                                                     result.centers).cpu().numpy()
+        self.algorithm_ = self._algorithm(len(data))
+        self.fit_embedding_ = (result.features.cpu().numpy() if self.algorithm_ == "spectral"
+                               else None)
         return self
 
+    def _algorithm(self, n_samples: int) -> str:
+        """The clustering step that ``algorithm`` names for the resolved learner and
+        ``n_samples`` samples ("auto": spectral for a table model, unless ``refine`` is set or
+        the table is too short for a spectral embedding of the most clusters asked for)."""
+        if self.algorithm != "auto":
+            return self.algorithm
+        most = self.n_clusters if self.n_clusters is not None else max(self.k_range)
+        spectral = (is_table_model(self.learner_) and self.refine == "none"
+                    and most <= n_samples - 2)
+        return "spectral" if spectral else "kmeans"
+
     def predict(self, X) -> np.ndarray:
-        """Index of the nearest cluster centre.
+        """Index of the nearest cluster centre (with ``algorithm="spectral"``: the label of the
+        nearest point of ``fit_embedding_``, so that curved clusters keep their shape).
 
         Parameters
         ----------
@@ -350,6 +384,11 @@ class MetaClusterer(ClusterMixin, _MetaEstimator):
         """
         check_is_fitted(self)
         feats = self._embed(self._inputs(X, reset=False))
+        if self.fit_embedding_ is not None:
+            return nearest_point_labels(feats, torch.as_tensor(self.fit_embedding_,
+                                                               device=feats.device),
+                                        torch.as_tensor(self.labels_,
+                                                        device=feats.device)).cpu().numpy()
         return nearest_center(feats, torch.as_tensor(self.cluster_centers_,
                                                      device=feats.device)).cpu().numpy()
 

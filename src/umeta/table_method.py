@@ -4,8 +4,9 @@
         --method-option checkpoint=PATH --out results.json
 
 :func:`load` builds a :class:`TableMethod`: ``cluster(x, k)`` is `MetaClusterer` on the table
-(k-means on the model's row embeddings), ``score(x)`` the model's outlier logit of each row
-(`MetaAnomalyDetector`, fitted on the table itself: no labels), and ``training_tables`` the
+(its default for a table model: spectral clustering of the model's row embeddings;
+``--method-option algorithm=kmeans`` for k-means), ``score(x)`` the model's outlier logit of
+each row (`MetaAnomalyDetector`, fitted on the table itself: no labels), and ``training_tables`` the
 exact list of real tables the model trained on, as its checkpoint records it, so that B8 leaves
 them and their near-copies out.
 """
@@ -34,6 +35,8 @@ class TableMethod:
         Where it runs ("cpu", "cuda", "auto").
     seed : int
         Seeds k-means and the context sample of long tables.
+    algorithm : {"auto", "kmeans", "spectral"}
+        `MetaClusterer`'s clustering step ("auto": its default).
 
     Attributes
     ----------
@@ -45,7 +48,8 @@ class TableMethod:
 
     name = "umeta-tables"
 
-    def __init__(self, checkpoint: str = BUILTIN, device: str = "cpu", seed: int = 0) -> None:
+    def __init__(self, checkpoint: str = BUILTIN, device: str = "cpu", seed: int = 0,
+                 algorithm: str = "auto") -> None:
         path = builtin_checkpoint("tables") if checkpoint == BUILTIN else checkpoint
         progress = read_checkpoint(path)[1].get("progress", {})
         if "training_tables" not in progress:
@@ -55,19 +59,22 @@ class TableMethod:
         self.training_tables = list(progress["training_tables"])
         self.learner = load_learner(path, resolve_device(device))
         self.seed = int(seed)
+        self.algorithm = algorithm
         self.training = (f"meta-trained: synthetic priors + {len(self.training_tables)} real "
                          f"tables ({progress.get('step', '?')} steps)")
 
     def cluster(self, x: np.ndarray, k: int) -> np.ndarray:
         """Cluster labels (N,) of table ``x`` (N, D) into ``k`` clusters."""
-        return MetaClusterer(self.learner, int(k), random_state=self.seed).fit(x).labels_
+        return MetaClusterer(self.learner, int(k), random_state=self.seed,
+                             algorithm=self.algorithm).fit(x).labels_
 
     def score(self, x: np.ndarray) -> np.ndarray:
         """Outlier scores (N,) of the rows of table ``x`` (N, D), higher = more anomalous."""
         return -MetaAnomalyDetector(self.learner, random_state=self.seed).fit(x).training_scores_
 
 
-def load(checkpoint: str = BUILTIN, device: str = "cpu", seed: str | int = 0) -> TableMethod:
+def load(checkpoint: str = BUILTIN, device: str = "cpu", seed: str | int = 0,
+         algorithm: str = "auto") -> TableMethod:
     """B8's factory: ``--method-option key=value`` arrive as text.
 
     Examples
@@ -77,4 +84,4 @@ def load(checkpoint: str = BUILTIN, device: str = "cpu", seed: str | int = 0) ->
     ...
     umeta.errors.UmetaError: checkpoint 'missing.safetensors' not found; ...
     """
-    return TableMethod(checkpoint, device, int(seed))
+    return TableMethod(checkpoint, device, int(seed), algorithm)
