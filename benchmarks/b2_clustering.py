@@ -7,6 +7,9 @@ clustering and Ward agglomerative on pixels) run on the same tasks in the same r
 ``--finetune-steps 0,S`` adds rows of umeta after S label-free fine-tuning steps on each task's
 own images (method suffix ``+ftS``; ``+ftS@lrL`` when several ``--finetune-lr`` are given), with
 the paired per-task gain over no fine-tuning (``gain_vs_no_finetune`` +- ``gain_ci95``).
+``--algorithm kmeans,spectral`` adds rows of umeta with each task clustered by spectral
+clustering on its embedding's 10-nearest-neighbour graph (suffix ``+spectral``, refinement
+"none" only) beside k-means.
 
     python benchmarks/b2_clustering.py --checkpoint runs/b1_psco/checkpoints/last.safetensors \
         --checkpoint runs/b1_protonet_1shot/checkpoints/best.safetensors \
@@ -21,6 +24,8 @@ import argparse
 import time
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 from joblib import Parallel, delayed
 from sklearn.cluster import AgglomerativeClustering, KMeans, SpectralClustering
 from sklearn.decomposition import PCA
@@ -32,6 +37,7 @@ from umeta.adapt.finetune import finetuned_embeddings
 from umeta.build import is_label_free
 from umeta.metrics import clustering_scores, mean_ci95
 from umeta.numeric.clustering import cluster_tasks
+from umeta.numeric.spectral import spectral_clustering
 from umeta.results import result_row, write_results
 from umeta.tasks.clustering import sample_clustering_tasks
 
@@ -87,6 +93,22 @@ def finetune_variants(steps: str, lrs: str) -> list[tuple[int, float, str]]:
     return variants
 
 
+def steps_of(refine: str, algorithm: str) -> list[tuple[str, str]]:
+    """The (refinement, algorithm) variants of ``--refine`` x ``--algorithm`` (comma-separated);
+    spectral clustering has no prototypes to refine, so it pairs with "none" only."""
+    return [(r, a) for r in refine.split(",") for a in algorithm.split(",")
+            if a == "kmeans" or r == "none"]
+
+
+def task_labels(feats: torch.Tensor, n: int, refine: str, algorithm: str,
+                seed: int) -> np.ndarray:
+    """Cluster labels (T, M) of each task's L2-normalised features (T, M, D) into ``n``."""
+    if algorithm == "spectral":
+        return torch.stack([spectral_clustering(f, n, seed=seed)
+                            for f in F.normalize(feats, dim=-1)]).cpu().numpy()
+    return cluster_tasks(feats, n, normalize=True, refine=refine, seed=seed).labels.cpu().numpy()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--settings", default="5x5,5x20,20x5,20x20", help="N x M settings")
@@ -94,6 +116,9 @@ def main() -> None:
     parser.add_argument("--refine", default="none",
                         help="umeta prototype refinement after k-means, comma-separated variants "
                              "(none, soft, balanced); each gets its own rows")
+    parser.add_argument("--algorithm", default="kmeans",
+                        help="umeta clustering steps, comma-separated variants (kmeans, "
+                             "spectral; spectral only with refinement none); each gets rows")
     parser.add_argument("--finetune-steps", default="0",
                         help="label-free fine-tuning steps on each task's own images before "
                              "clustering, comma-separated variants (0 = none); each gets rows")
@@ -125,19 +150,19 @@ def main() -> None:
                 # one fine-tuning run per task and lr gives all its step counts: its wall time
                 tuning = ({} if steps == 0 else {"finetune_steps": steps, "finetune_lr": lr,
                                                  "finetune_run_wall_s": run_wall[lr]})
-                for refine in args.refine.split(","):
+                for refine, algorithm in steps_of(args.refine, args.algorithm):
                     t0 = time.perf_counter()
-                    labels = cluster_tasks(feats, n, normalize=True, refine=refine,
-                                           seed=args.seed).labels.cpu().numpy()
+                    labels = task_labels(feats, n, refine, algorithm, args.seed)
                     wall = time.perf_counter() - t0
                     method = f"umeta-{cfg.tasks.builder}-{cfg.learner.name}" + (
-                        "" if refine == "none" else f"+{refine}") + suffix
+                        "" if refine == "none" else f"+{refine}") + (
+                        "" if algorithm == "kmeans" else f"+{algorithm}") + suffix
                     scores = [clustering_scores(t, p) for t, p in zip(truth, labels)]
                     if steps == 0:
-                        unadapted[refine] = scores
+                        unadapted[refine, algorithm] = scores
                     rows += summarise(method, training, setting, scores,
-                                      None if steps == 0 else unadapted.get(refine),
-                                      checkpoint=path, refine=refine,
+                                      None if steps == 0 else unadapted.get((refine, algorithm)),
+                                      checkpoint=path, refine=refine, algorithm=algorithm,
                                       cluster_wall_s=round(wall, 3), **tuning)
         if not args.no_baselines:
             pixels = images.flatten(2).cpu().numpy()

@@ -1,11 +1,14 @@
 """Check of a trained table model: speed on large tables, and held-out synthetic tables.
 
+``--algorithm`` is `MetaClusterer`'s clustering step throughout (default "auto": spectral for a
+table model).
+
 * speed: seconds and rows/s of ``MetaClusterer(k=5).fit`` and ``MetaAnomalyDetector.fit`` on
   seeded tables of 10,000 x 50 and 100,000 x 50 (five Gaussian blobs), on ``--device``;
 * synthetic: ``--tables`` tables of the prior (`umeta.data.table_priors`) from a seed that no
   training run uses, each a fresh shape (rows 200 .. 2000, columns 2 .. 40, a third of them
-  with outliers): ARI of the model (k-means on its embedding, k given) against KMeans and
-  GaussianMixture, and AUROC of its outlier score against IsolationForest and k-NN, on the
+  with outliers): ARI of the model (its clustering step on its embedding, k given) against
+  KMeans and GaussianMixture, and AUROC of its outlier score against IsolationForest and k-NN, on the
   same tables (``table_baselines``, standardised columns);
 * shapes (``--shapes``): low-dimensional tables from scikit-learn's generators, not from the
   prior (Gaussian blobs of 3 .. 30 centres, some of unequal spreads, some sheared; two moons;
@@ -36,13 +39,14 @@ SPEED_SHAPES = ((10_000, 50), (100_000, 50))
 CHECK_SEED = 987_654_321
 
 
-def speed_rows(learner, device: torch.device, seed: int) -> list[dict]:
+def speed_rows(learner, device: torch.device, seed: int, algorithm: str = "auto") -> list[dict]:
     rows = []
     rng = np.random.default_rng(seed)
     for n, d in SPEED_SHAPES:
         centers = rng.normal(scale=4.0, size=(5, d))
         x = (centers[rng.integers(0, 5, n)] + rng.normal(size=(n, d))).astype(np.float32)
-        for verb, call in (("cluster", lambda: MetaClusterer(learner, 5).fit(x)),
+        for verb, call in (("cluster", lambda: MetaClusterer(learner, 5,
+                                                             algorithm=algorithm).fit(x)),
                            ("score", lambda: MetaAnomalyDetector(learner).fit(x))):
             if device.type == "cuda":
                 torch.cuda.synchronize()
@@ -57,7 +61,7 @@ def speed_rows(learner, device: torch.device, seed: int) -> list[dict]:
     return rows
 
 
-def synthetic_rows(learner, n_tables: int, seed: int) -> list[dict]:
+def synthetic_rows(learner, n_tables: int, seed: int, algorithm: str = "auto") -> list[dict]:
     rng = np.random.default_rng(seed)
     gen = torch.Generator().manual_seed(seed)
     values: dict[str, dict[str, list[float]]] = {"ari": {}, "auroc": {}}
@@ -66,7 +70,7 @@ def synthetic_rows(learner, n_tables: int, seed: int) -> list[dict]:
         table = sample_prior_tables(1, n, d, gen, outlier_share=1 / 3)
         x, y, out = table.x[0].numpy(), table.y[0].numpy(), table.outlier[0].numpy()
         k = int(table.n_clusters[0])
-        labels = {"umeta": MetaClusterer(learner, k).fit(x).labels_}
+        labels = {"umeta": MetaClusterer(learner, k, algorithm=algorithm).fit(x).labels_}
         for name in ("kmeans", "gmm"):
             labels[name] = table_baselines.cluster_labels(name, x, k, seed)[0]
         for name, lab in labels.items():
@@ -112,13 +116,13 @@ def shape_table(rng: np.random.Generator) -> tuple[str, np.ndarray, np.ndarray]:
     return str(family), (x * scale).astype(np.float32), y.astype(np.int64)
 
 
-def shape_rows(learner, n_tables: int, seed: int) -> list[dict]:
+def shape_rows(learner, n_tables: int, seed: int, algorithm: str = "auto") -> list[dict]:
     rng = np.random.default_rng(seed)
     values: dict[str, dict[str, list[float]]] = {}
     for _ in range(n_tables):
         family, x, y = shape_table(rng)
         k = len(np.unique(y))
-        labels = {"umeta": MetaClusterer(learner, k).fit(x).labels_}
+        labels = {"umeta": MetaClusterer(learner, k, algorithm=algorithm).fit(x).labels_}
         for name in ("kmeans", "gmm", "spectral"):
             labels[name] = table_baselines.cluster_labels(name, x, k, seed)[0]
         for setting in ("shapes: all", f"shapes: {family}"):
@@ -144,6 +148,8 @@ def main() -> None:
     parser.add_argument("--no-speed", action="store_true")
     parser.add_argument("--threads", type=int, default=1,
                         help="CPU threads of torch (B8 runs its methods with 1)")
+    parser.add_argument("--algorithm", default="auto", choices=["auto", "kmeans", "spectral"],
+                        help="MetaClusterer's clustering step (auto: spectral for a table model)")
     parser.add_argument("--note", help="what the checkpoint is, for the record")
     parser.add_argument("--seed", type=int, default=CHECK_SEED)
     parser.add_argument("--out", required=True)
@@ -152,14 +158,15 @@ def main() -> None:
     start = time.perf_counter()
     device = resolve_device(args.device)
     learner = load_learner(args.checkpoint, device)
-    rows = [] if args.no_speed else speed_rows(learner, device, args.seed)
+    rows = [] if args.no_speed else speed_rows(learner, device, args.seed, args.algorithm)
     if args.tables:
-        rows += synthetic_rows(learner, args.tables, args.seed)
+        rows += synthetic_rows(learner, args.tables, args.seed, args.algorithm)
     if args.shapes:
-        rows += shape_rows(learner, args.shapes, args.seed)
+        rows += shape_rows(learner, args.shapes, args.seed, args.algorithm)
     write_results(args.out, "tables-check", rows, device=device,
                   wall_s=time.perf_counter() - start, seed=args.seed,
                   checkpoint=args.checkpoint, threads=torch.get_num_threads(),
+                  algorithm=args.algorithm,
                   **({"note": args.note} if args.note else {}))
     print(f"wrote {args.out}")
 

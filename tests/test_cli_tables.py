@@ -189,12 +189,12 @@ def test_tables_are_clustered_spectrally_by_default(table_model, tmp_path, capsy
     assert code == 2 and len(err) == 1 and "set --refine to 'none'" in err[0], err
 
 
-def test_auto_clusters_a_short_table_with_kmeans(table_model):
+def test_auto_is_spectral_only_with_ten_samples_a_cluster(table_model):
     from umeta.estimators import MetaClusterer
 
-    x = np.random.default_rng(0).normal(size=(8, 3)).astype(np.float32)
-    assert MetaClusterer(table_model, 6).fit(x).algorithm_ == "spectral"
-    assert MetaClusterer(table_model, 7).fit(x).algorithm_ == "kmeans"  # 7 > 8 - 2
-    assert MetaClusterer(table_model, k_range=(2, 6)).fit(x).algorithm_ == "spectral"
+    x = np.random.default_rng(0).normal(size=(40, 3)).astype(np.float32)
+    assert MetaClusterer(table_model, 4).fit(x).algorithm_ == "spectral"
+    assert MetaClusterer(table_model, 5).fit(x).algorithm_ == "kmeans"  # 8 rows a cluster
+    assert MetaClusterer(table_model, k_range=(2, 4)).fit(x).algorithm_ == "spectral"
     assert MetaClusterer(table_model).fit(x).algorithm_ == "kmeans"  # k_range's top is 10
-    assert MetaClusterer(n_clusters=2).fit(x).algorithm_ == "kmeans"
+    assert MetaClusterer(n_clusters=2).fit(x).algorithm_ == "kmeans"  # no learner: k-means++

@@ -133,7 +133,8 @@ def test_clusterer_with_a_learner(learner, blobs):
     np.testing.assert_array_equal(est.predict(images), est.labels_)
     np.testing.assert_array_equal(est.fit_predict(images), est.labels_)
     # the same result from the adapt function, and from every input layout
-    ref = cluster_dataset(learner, torch.as_tensor(images), 3, seed=est._seed())
+    ref = cluster_dataset(learner, torch.as_tensor(images), 3, seed=est._seed(),
+                          algorithm=est.algorithm_)
     np.testing.assert_array_equal(ref.labels.numpy(), est.labels_)
     for layout in (images.reshape(30, 64), images.reshape(30, 8, 8)):
         np.testing.assert_array_equal(est.predict(layout), est.labels_)
@@ -229,3 +230,14 @@ def test_a_seed_outside_numpys_range_is_a_parameter_error(seed):
     x = np.random.default_rng(0).normal(size=(20, 3))
     with pytest.raises(UmetaError, match=r"random_state=.* must be an integer in \[0, 4294967295\]"):
         MetaClusterer(n_clusters=2, random_state=seed).fit(x)
+
+
+def test_auto_clusters_images_spectrally_with_ten_images_a_cluster(learner, blobs):
+    images, labels = blobs
+    model = MetaClusterer(learner, 3).fit(images)  # 30 images, 3 clusters
+    assert model.algorithm_ == "spectral" and model.fit_embedding_.shape[0] == 30
+    assert M.ari(labels, model.labels_) == 1.0
+    assert model.predict(images).tolist() == model.labels_.tolist()
+    assert MetaClusterer(learner, 4).fit(images).algorithm_ == "kmeans"  # 7.5 a cluster
+    assert MetaClusterer(learner, 3, refine="soft").fit(images).algorithm_ == "kmeans"
+    assert MetaClusterer(learner, 3, algorithm="kmeans").fit(images).fit_embedding_ is None

@@ -18,7 +18,7 @@ the whole table (the model's context: the table, or a seeded sample of its rows 
 long, see `umeta.models.table_encoder`) and keeps it as ``context_``; ``predict``,
 ``transform`` and ``score_samples`` encode new rows of the same columns against that context.
 `MetaClusterer` runs spectral clustering on the model's row embeddings by default
-(``algorithm="auto"``; a seeded sample of `umeta.numeric.spectral.SPECTRAL_FIT_ROWS` rows of a
+(``algorithm="auto"``, where the table has at least 10 rows a cluster; a seeded sample of `umeta.numeric.spectral.SPECTRAL_FIT_ROWS` rows of a
 longer table is fitted, every other row taking its nearest fitted row's label) or k-means
 (``algorithm="kmeans"``: fitted on a seeded sample of `TABLE_FIT_ROWS` rows, every row then
 taking its nearest centre), `MetaEmbedder` PCA on them, and
@@ -51,7 +51,7 @@ from umeta.errors import UmetaError
 from umeta.numeric.clustering import nearest_center
 from umeta.numeric.pca import PCA
 from umeta.numeric.random import check_seed
-from umeta.numeric.spectral import nearest_point_labels
+from umeta.numeric.spectral import SPECTRAL_NEIGHBOURS, nearest_point_labels
 from umeta.params import OneOf, ParamError, check_params, renamed_params
 
 
@@ -208,8 +208,9 @@ class MetaClusterer(ClusterMixin, _MetaEstimator):
         The clustering step on the embedding: k-means++, or spectral clustering on its
         10-nearest-neighbour graph (:func:`umeta.numeric.spectral.spectral_clustering`; for
         curved or stretched clusters; ``refine`` must be "none"). "auto" is spectral with a
-        table model (unless ``refine`` is set or X has fewer than ``n_clusters + 2`` rows),
-        k-means otherwise (B8 and B6 in the README).
+        meta-trained model where X has at least 10 samples a cluster (``n_clusters``, or the top
+        of ``k_range``) and ``refine`` is "none"; k-means otherwise, and without a learner
+        (B2, B6 and B8 in the README: smaller clusters than a neighbourhood lose with it).
         The number of clusters, when estimated, is k-means's best silhouette either way.
     finetune_steps : int, default=0
         Before clustering, fine-tune a copy of the learner for this many Adam steps of the
@@ -360,14 +361,14 @@ class MetaClusterer(ClusterMixin, _MetaEstimator):
         return self
 
     def _algorithm(self, n_samples: int) -> str:
-        """The clustering step that ``algorithm`` names for the resolved learner and
-        ``n_samples`` samples ("auto": spectral for a table model, unless ``refine`` is set or
-        the table is too short for a spectral embedding of the most clusters asked for)."""
+        """The clustering step that ``algorithm`` names for ``n_samples`` samples ("auto":
+        spectral with a meta-trained model where the clusters average at least a neighbourhood
+        of `SPECTRAL_NEIGHBOURS` samples and ``refine`` is "none"; k-means otherwise)."""
         if self.algorithm != "auto":
             return self.algorithm
         most = self.n_clusters if self.n_clusters is not None else max(self.k_range)
-        spectral = (is_table_model(self.learner_) and self.refine == "none"
-                    and most <= n_samples - 2)
+        spectral = (self.learner_ is not None and self.refine == "none"
+                    and n_samples >= SPECTRAL_NEIGHBOURS * most)
         return "spectral" if spectral else "kmeans"
 
     def predict(self, X) -> np.ndarray:
