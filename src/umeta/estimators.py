@@ -18,8 +18,9 @@ the whole table (the model's context: the table, or a seeded sample of its rows 
 long, see `umeta.models.table_encoder`) and keeps it as ``context_``; ``predict``,
 ``transform`` and ``score_samples`` encode new rows of the same columns against that context.
 `MetaClusterer` runs spectral clustering on the model's row embeddings by default
-(``algorithm="auto"``, where the table has at least 10 rows a cluster; a seeded sample of `umeta.numeric.spectral.SPECTRAL_FIT_ROWS` rows of a
-longer table is fitted, every other row taking its nearest fitted row's label) or k-means
+(``algorithm="auto"``, where the table has at least 10 rows a cluster; a seeded sample of
+`umeta.numeric.spectral.SPECTRAL_FIT_ROWS` rows of a longer table is fitted, every other row
+taking its nearest fitted row's label) or k-means
 (``algorithm="kmeans"``: fitted on a seeded sample of `TABLE_FIT_ROWS` rows, every row then
 taking its nearest centre), `MetaEmbedder` PCA on them, and
 `MetaAnomalyDetector` scores rows by the model's outlier logit (``method`` and
@@ -335,6 +336,7 @@ class MetaClusterer(ClusterMixin, _MetaEstimator):
             self.learner_ = learner = finetune(self.learner_, data, steps=self.finetune_steps,
                                                lr=self.finetune_lr, seed=seed,
                                                progress=self.progress)
+        algorithm = self._algorithm(len(data))
         result = cluster_dataset(learner, data, self.n_clusters, k_range=tuple(self.k_range),
                                  normalize=self.normalize, n_init=self.n_init,
                                  max_iter=self.max_iter, tol=self.tol, refine=self.refine,
@@ -343,7 +345,7 @@ class MetaClusterer(ClusterMixin, _MetaEstimator):
                                  progress=self.progress,
                                  fit_rows=(TABLE_FIT_ROWS if is_table_model(self.learner_)
                                            else None),
-                                 algorithm=self._algorithm(len(data)))
+                                 algorithm=algorithm)
         self.labels_ = result.labels.cpu().numpy()
         self.cluster_centers_ = result.centers.cpu().numpy()
         self.n_clusters_ = result.n_clusters
@@ -355,9 +357,8 @@ class MetaClusterer(ClusterMixin, _MetaEstimator):
                                                  result.centers).cpu().numpy()
         self.prototype_indices_ = prototype_indices(result.features, result.labels,
                                                     result.centers).cpu().numpy()
-        self.algorithm_ = self._algorithm(len(data))
-        self.fit_embedding_ = (result.features.cpu().numpy() if self.algorithm_ == "spectral"
-                               else None)
+        self.algorithm_ = algorithm
+        self.fit_embedding_ = result.features.cpu().numpy() if algorithm == "spectral" else None
         return self
 
     def _algorithm(self, n_samples: int) -> str:
