@@ -100,13 +100,15 @@ def steps_of(refine: str, algorithm: str) -> list[tuple[str, str]]:
             if a == "kmeans" or r == "none"]
 
 
-def task_labels(feats: torch.Tensor, n: int, refine: str, algorithm: str,
-                seed: int) -> np.ndarray:
-    """Cluster labels (T, M) of each task's L2-normalised features (T, M, D) into ``n``."""
+def task_labels(feats: torch.Tensor, n: int, refine: str, algorithm: str, seed: int,
+                normalize: bool = True) -> np.ndarray:
+    """Cluster labels (T, M) of each task's features (T, M, D), L2-normalised with
+    ``normalize``, into ``n`` (batched k-means, or each task's spectral clustering)."""
     if algorithm == "spectral":
-        return torch.stack([spectral_clustering(f, n, seed=seed)
-                            for f in F.normalize(feats, dim=-1)]).cpu().numpy()
-    return cluster_tasks(feats, n, normalize=True, refine=refine, seed=seed).labels.cpu().numpy()
+        feats = F.normalize(feats, dim=-1) if normalize else feats
+        return torch.stack([spectral_clustering(f, n, seed=seed) for f in feats]).cpu().numpy()
+    return cluster_tasks(feats, n, normalize=normalize, refine=refine,
+                         seed=seed).labels.cpu().numpy()
 
 
 def main() -> None:

@@ -36,11 +36,10 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 from joblib import Parallel, delayed
 
-from b2_clustering import baseline_labels
+from b2_clustering import baseline_labels, task_labels
 
 from umeta.adapt.adabn import adabn, adabn_task_features
 from umeta.adapt.cluster import ALGORITHMS
@@ -55,8 +54,7 @@ from umeta.errors import UmetaError
 from umeta.learners.base import Learner
 from umeta.learners.psco import EMBED_HEADS, PsCo
 from umeta.metrics import clustering_scores, mean_ci95
-from umeta.numeric.clustering import REFINEMENTS, cluster_tasks
-from umeta.numeric.spectral import spectral_clustering
+from umeta.numeric.clustering import REFINEMENTS
 from umeta.results import result_row, write_results
 from umeta.tasks.clustering import ClusteringTasks, sample_clustering_tasks
 
@@ -386,13 +384,8 @@ def umeta_scores(learner: Learner, tasks: Mapping[tuple[str, str], ClusteringTas
                                                 variant, seed)
             model, how = adapted[name], replace(variant, adapt="none")
         feats = umeta_features(model, cell.images.to(device), cell.n_way, how, seed)
-        if variant.algorithm == "spectral":
-            feats = F.normalize(feats, dim=-1) if variant.normalize else feats
-            labels = torch.stack([spectral_clustering(f, cell.n_way, seed=seed)
-                                  for f in feats]).cpu().numpy()
-        else:
-            labels = cluster_tasks(feats, cell.n_way, normalize=variant.normalize,
-                                   refine=variant.refine, seed=seed).labels.cpu().numpy()
+        labels = task_labels(feats, cell.n_way, variant.refine, variant.algorithm, seed,
+                             normalize=variant.normalize)
         out[name, setting] = task_scores(cell.labels, labels)
     return out
 

@@ -185,10 +185,10 @@ def _add_adapt_parsers(sub) -> None:
 
     p = _command(sub, "cluster", "cluster a new unlabeled data set",
                  "Cluster a new data set in the meta-learned feature space (k-means++, then "
-                 "optional refinement; for a table, spectral clustering on the neighbour graph "
-                 "of the rows' embeddings); write one cluster per sample and its confidence (the "
-                 "relative margin between its cluster's centre and the nearest other: 1 at the "
-                 "centre, 0 on a boundary).")
+                 "optional refinement; with a model and at least 10 samples a cluster, spectral "
+                 "clustering on the embedding's neighbour graph); write one cluster per sample "
+                 "and its confidence (the relative margin between its cluster's centre and the "
+                 "nearest other: 1 at the centre, 0 on a boundary).")
     common(p, "clusters.csv")
     _cluster_arguments(p)
     p = _command(sub, "explain", "cluster a data set and show why: prototypes, typical and "
@@ -332,7 +332,8 @@ def _cluster_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--algorithm", default="auto", choices=["auto", "kmeans", "spectral"],
                    help="the clustering step: k-means++, or spectral clustering on the "
                         "10-nearest-neighbour graph of the embedding (follows curved clusters); "
-                        "auto: spectral for a table (without --refine), k-means for images")
+                        "auto: spectral with a model where there are at least 10 samples a "
+                        "cluster and no --refine, k-means otherwise")
     p.add_argument("--finetune-steps", type=int, default=0,
                    help="first fine-tune the model on the data's own images for this many "
                         "label-free steps (0: off; needs --checkpoint)")

@@ -16,7 +16,7 @@ from umeta.adapt.embed import EMBED_LIMITS, embed_inputs
 from umeta.learners.base import Learner
 from umeta.numeric.clustering import (CLUSTERING_LIMITS, Clustering, check_cluster_count,
                                       cluster_tasks, estimate_n_clusters, nearest_center)
-from umeta.numeric.random import seeded_generator
+from umeta.numeric.random import seeded_generator, seeded_subset
 from umeta.numeric.spectral import spectral_clustering
 from umeta.params import OneOf, ParamError, check_params
 
@@ -95,8 +95,7 @@ def cluster_dataset(learner: Learner | None, x: Tensor | np.ndarray,
     gen = seeded_generator(seed, feats.device)
     fitted = feats
     if fit_rows is not None and len(feats) > fit_rows:
-        order = torch.randperm(len(feats), generator=seeded_generator(seed, "cpu"))
-        fitted = feats[order[:fit_rows].sort().values.to(feats.device)]
+        fitted = seeded_subset(feats, fit_rows, seed)
     k = n_clusters if n_clusters is not None else estimate_n_clusters(
         fitted, search_range(k_range, len(fitted)), n_init=n_init, max_iter=max_iter, seed=gen)
     if algorithm == "spectral":

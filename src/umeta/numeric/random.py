@@ -16,6 +16,13 @@ def seeded_generator(seed: int, device: torch.device | str) -> torch.Generator:
     return gen
 
 
+def seeded_subset(feats: torch.Tensor, size: int, seed: int) -> torch.Tensor:
+    """``size`` rows of ``feats`` (N, ...), a sample drawn by a CPU generator seeded with
+    ``seed`` and kept in their original order (the same rows on any device)."""
+    order = torch.randperm(len(feats), generator=seeded_generator(seed, "cpu"))
+    return feats[order[:size].sort().values.to(feats.device)]
+
+
 def restore_generator(gen: torch.Generator, state: torch.Tensor) -> None:
     """Put a saved state back into ``gen``. A state saved by a generator of another kind of
     device (a run trained on the CPU, resumed on a GPU, or back) cannot be set: ``gen`` is then

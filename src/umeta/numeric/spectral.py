@@ -18,7 +18,7 @@ from sklearn.cluster import SpectralClustering
 from torch import Tensor
 
 from umeta.numeric.distances import QUERY_CHUNK, squared_distances
-from umeta.numeric.random import seeded_generator
+from umeta.numeric.random import seeded_subset
 from umeta.params import ParamError
 
 #: Neighbours of each point in the graph (scikit-learn's default, and B8's Spectral baseline).
@@ -64,8 +64,7 @@ def spectral_clustering(feats: Tensor, n_clusters: int, *, n_init: int = 10,
                                                    f"'kmeans'")
     fitted = feats
     if n > SPECTRAL_FIT_ROWS:
-        order = torch.randperm(n, generator=seeded_generator(seed, "cpu"))
-        fitted = feats[order[:SPECTRAL_FIT_ROWS].sort().values.to(feats.device)]
+        fitted = seeded_subset(feats, SPECTRAL_FIT_ROWS, seed)
     model = SpectralClustering(n_clusters, affinity="nearest_neighbors",
                                n_neighbors=min(SPECTRAL_NEIGHBOURS, len(fitted) - 1),
                                assign_labels="kmeans", n_init=n_init, random_state=seed)
