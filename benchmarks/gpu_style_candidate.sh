@@ -6,13 +6,16 @@
 # gpu_xdomain_round2.sh wrote nothing and no checkpoint twice (run four at once); this runs one,
 # with Python's faulthandler on, so that a run stopped by its timeout (SIGABRT) leaves the stack
 # of where it stood in its log.
-# Usage: OUT=dir UMETA_SHARED_DATA=dir [CAND=style] [STEPS=25000] [TIME_LIMIT=180] bash benchmarks/gpu_style_candidate.sh
+# B6 clusters with ALGORITHM (default spectral: the step "auto" gives a user on B6's 10 images a cluster).
+# Usage: OUT=dir UMETA_SHARED_DATA=dir [CAND=style] [STEPS=25000] [TIME_LIMIT=180] [ALGORITHM=spectral] \
+#   bash benchmarks/gpu_style_candidate.sh
 set -u
 OUT=${OUT:?set OUT}
 DATA=${UMETA_SHARED_DATA:?set UMETA_SHARED_DATA}
 CAND=${CAND:-style}
 STEPS=${STEPS:-25000}
 LIMIT=${TIME_LIMIT:-180}
+ALGORITHM=${ALGORITHM:-spectral}
 RUN=runs/r3_$CAND
 MODEL=$OUT/xdomain_psco_$CAND.safetensors
 SPACES=embedding,embedding+block2+block3
@@ -26,8 +29,8 @@ timeout -s ABRT $((LIMIT + 120)) python -m umeta train --config "configs/xdomain
 echo "train exit $? after $(($(date +%s) - start)) s" | tee -a "$OUT/train_$CAND.log"
 cp "$RUN/metrics.jsonl" "$OUT/xdomain_psco_${CAND}_metrics.jsonl" || exit
 python -m umeta export "$RUN/checkpoints/last.safetensors" --out "$MODEL" || exit
-timeout 150 python benchmarks/b6_xdomain.py --checkpoint builtin --checkpoint "$MODEL" \
-  --space "$SPACES" --tasks 200 --data-dir "$DATA/xdomain" --out "$OUT/b6_xdomain_$CAND.json" \
+timeout 240 python benchmarks/b6_xdomain.py --checkpoint builtin --checkpoint "$MODEL" \
+  --space "$SPACES" --algorithm "$ALGORITHM" --tasks 200 --data-dir "$DATA/xdomain" --out "$OUT/b6_xdomain_$CAND.json" \
   >"$OUT/b6_$CAND.log" 2>&1
 echo "b6 exit $? after $(($(date +%s) - start)) s"
 timeout 40 python benchmarks/b7_one_shot.py --checkpoint "$MODEL" --space "$SPACES" \
