@@ -333,7 +333,7 @@ def _cluster_arguments(p: argparse.ArgumentParser) -> None:
                    help="the clustering step: k-means++, or spectral clustering on the "
                         "10-nearest-neighbour graph of the embedding (follows curved clusters); "
                         "auto: with a model, at least 10 samples a cluster and no --refine, "
-                        "both, keeping spectral unless its silhouette is below 0.8 times "
+                        "both, keeping spectral unless its silhouette is clearly below "
                         "k-means'; k-means otherwise")
     p.add_argument("--finetune-steps", type=int, default=0,
                    help="first fine-tune the model on the data's own images for this many "

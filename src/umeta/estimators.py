@@ -211,8 +211,8 @@ class MetaClusterer(ClusterMixin, _MetaEstimator):
         10-nearest-neighbour graph (:func:`umeta.numeric.spectral.spectral_clustering`; for
         curved or stretched clusters; ``refine`` must be "none"). "auto", with a meta-trained
         model, where X has at least 10 samples a cluster and ``refine`` is "none", runs both
-        and keeps the spectral partition unless its silhouette in the embedding is below 0.8
-        times k-means' (`umeta.numeric.spectral.spectral_holds`: a graph cut through one
+        and keeps the spectral partition unless its silhouette in the embedding is more than
+        0.02 below k-means' (`umeta.numeric.spectral.spectral_holds`: a graph cut through one
         cloud, or through repeated values); k-means otherwise, and always without a learner
         (B2, B6 and B8 in the README). The number of clusters, when estimated, is k-means's
         best silhouette either way.

@@ -31,11 +31,10 @@ from umeta.params import ParamError
 SPECTRAL_NEIGHBOURS = 10
 #: Most points whose graph is solved; the others take their nearest fitted point's label.
 SPECTRAL_FIT_ROWS = 5_000
-#: The spectral partition is kept where its silhouette is at least this share of k-means' (a
-#: curved cluster may cost a little silhouette; a cut through one cloud or through repeated
-#: values costs more). Chosen on DEV tables that touch no B8 table (docs/adaptation.md, "The
-#: clustering step").
-SILHOUETTE_SHARE = 0.8
+#: The spectral partition is kept unless its silhouette is more than this below k-means' (a
+#: curved cluster may cost a little silhouette; a cut through one cloud costs more). Chosen on
+#: DEV tables that touch no B8 table (docs/adaptation.md, "The clustering step").
+SILHOUETTE_MARGIN = 0.02
 #: Most points (a seeded sample) on which :func:`spectral_holds` measures the silhouettes.
 CHECK_POINTS = 2_000
 
@@ -91,9 +90,8 @@ def spectral_clustering(feats: Tensor, n_clusters: int, *, n_init: int = 10,
 def spectral_holds(feats: Tensor, spectral_labels: Tensor, kmeans_labels: Tensor, k: int, *,
                    seed: int = 0) -> bool:
     """Whether a spectral partition of ``feats`` (N, D) is kept over the k-means one: its mean
-    silhouette is at least `SILHOUETTE_SHARE` times k-means' (both labels (N,) in
-    ``0 .. k - 1``, both measured on one seeded sample of at most `CHECK_POINTS` points). No
-    labels are used.
+    silhouette is at most `SILHOUETTE_MARGIN` below k-means' (both labels (N,) in ``0 .. k - 1``,
+    both measured on one seeded sample of at most `CHECK_POINTS` points). No labels are used.
 
     Examples
     --------
@@ -108,4 +106,4 @@ def spectral_holds(feats: Tensor, spectral_labels: Tensor, kmeans_labels: Tensor
     points = feats[keep].double()[None]
     spectral, kmeans = (float(silhouette_scores(points, labels[keep][None], k)[0])
                         for labels in (spectral_labels, kmeans_labels))
-    return spectral >= SILHOUETTE_SHARE * kmeans
+    return spectral >= kmeans - SILHOUETTE_MARGIN
