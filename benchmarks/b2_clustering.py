@@ -7,9 +7,9 @@ clustering and Ward agglomerative on pixels) run on the same tasks in the same r
 ``--finetune-steps 0,S`` adds rows of umeta after S label-free fine-tuning steps on each task's
 own images (method suffix ``+ftS``; ``+ftS@lrL`` when several ``--finetune-lr`` are given), with
 the paired per-task gain over no fine-tuning (``gain_vs_no_finetune`` +- ``gain_ci95``).
-``--algorithm kmeans,spectral,auto`` adds rows of umeta with each task clustered by spectral
+``--algorithm kmeans,spectral`` adds rows of umeta with each task clustered by spectral
 clustering on its embedding's 10-nearest-neighbour graph (suffix ``+spectral``, refinement
-"none" only) or by the "auto" step of `MetaClusterer` (suffix ``+auto``) beside k-means.
+"none" only) beside k-means.
 
     python benchmarks/b2_clustering.py --checkpoint runs/b1_psco/checkpoints/last.safetensors \
         --checkpoint runs/b1_protonet_1shot/checkpoints/best.safetensors \
@@ -33,7 +33,6 @@ from sklearn.decomposition import PCA
 from common import add_common_arguments, test_data_and_learners
 from targets import annotate
 
-from umeta.adapt.cluster import auto_spectral
 from umeta.adapt.finetune import finetuned_embeddings
 from umeta.build import is_label_free
 from umeta.metrics import clustering_scores, mean_ci95
@@ -98,24 +97,18 @@ def steps_of(refine: str, algorithm: str) -> list[tuple[str, str]]:
     """The (refinement, algorithm) variants of ``--refine`` x ``--algorithm`` (comma-separated);
     spectral clustering has no prototypes to refine, so it pairs with "none" only."""
     return [(r, a) for r in refine.split(",") for a in algorithm.split(",")
-            if a != "spectral" or r == "none"]
+            if a == "kmeans" or r == "none"]
 
 
 def task_labels(feats: torch.Tensor, n: int, refine: str, algorithm: str, seed: int,
                 normalize: bool = True) -> np.ndarray:
     """Cluster labels (T, M) of each task's features (T, M, D), L2-normalised with
-    ``normalize``, into ``n``: batched k-means, each task's spectral clustering, or "auto"
-    (k-means, and each task's spectral partition where `auto_spectral` keeps it, as
-    `MetaClusterer` does)."""
-    feats = F.normalize(feats, dim=-1) if normalize else feats
+    ``normalize``, into ``n`` (batched k-means, or each task's spectral clustering)."""
     if algorithm == "spectral":
+        feats = F.normalize(feats, dim=-1) if normalize else feats
         return torch.stack([spectral_clustering(f, n, seed=seed) for f in feats]).cpu().numpy()
-    labels = cluster_tasks(feats, n, refine=refine, seed=seed).labels
-    if algorithm == "auto":
-        labels = torch.stack([
-            spectral if (spectral := auto_spectral(f, n, own, refine=refine, seed=seed))
-            is not None else own for f, own in zip(feats, labels)])
-    return labels.cpu().numpy()
+    return cluster_tasks(feats, n, normalize=normalize, refine=refine,
+                         seed=seed).labels.cpu().numpy()
 
 
 def main() -> None:
@@ -127,7 +120,7 @@ def main() -> None:
                              "(none, soft, balanced); each gets its own rows")
     parser.add_argument("--algorithm", default="kmeans",
                         help="umeta clustering steps, comma-separated variants (kmeans, "
-                             "spectral, auto; spectral only with refinement none); each gets rows")
+                             "spectral; spectral only with refinement none); each gets rows")
     parser.add_argument("--finetune-steps", default="0",
                         help="label-free fine-tuning steps on each task's own images before "
                              "clustering, comma-separated variants (0 = none); each gets rows")

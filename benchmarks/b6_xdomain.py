@@ -4,8 +4,8 @@ Sets: ``../shared/data/xdomain/*.npz`` (its README names them with their sha256;
 checked against it). A task: N classes x M images of one set, shuffled; settings 5x10 and 10x10
 (a set with fewer than N classes has no N-way rows; the file lists what was skipped); the same
 seeded tasks for every method. Methods in one run: umeta (each ``--checkpoint``, in each variant
-of ``--standardize`` x ``--adapt`` x ``--refine`` x ``--algorithm``: k-means, spectral
-clustering of the embedding, or the "auto" step of `MetaClusterer`), and k-means++ (n_init=10) on pixels, on
+of ``--standardize`` x ``--adapt`` x ``--refine`` x ``--algorithm``: k-means or spectral
+clustering of the embedding), and k-means++ (n_init=10) on pixels, on
 PCA(50) of the pixels and spectral clustering on pixels. Rows per set and setting
 (clustering_accuracy, nmi, ari; umeta rows also their paired gain over k-means on pixels), and
 per umeta variant the summary rows ``min_gain_vs_kmeans_pixels`` and
@@ -270,10 +270,9 @@ class Variant:
     refine : {"none", "soft", "balanced"}
     normalize : bool
         L2-normalise the features before clustering (as ``MetaClusterer(normalize=True)``).
-    algorithm : {"auto", "kmeans", "spectral"}
-        The clustering step (as ``MetaClusterer(algorithm=...)``): batched k-means++, each
-        task's spectral clustering on its 10-nearest-neighbour graph, or "auto" (k-means, and
-        the spectral partition where `umeta.adapt.cluster.auto_spectral` keeps it).
+    algorithm : {"kmeans", "spectral"}
+        The clustering step (as ``MetaClusterer(algorithm=...)``): batched k-means++, or each
+        task's spectral clustering on its 10-nearest-neighbour graph.
     selftrain_steps, selftrain_lr : int, float
         Self-training's optimizer steps and Adam learning rate.
     """

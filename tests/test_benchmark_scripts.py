@@ -171,22 +171,3 @@ def test_b2_embedding_script(tmp_path, checkpoint):
         low, high = {"distance_spearman": (-1, 1), "knn_accuracy": (0, 100),
                      "clustering_accuracy": (100 / 3, 100)}.get(metric, (0, 1))
         assert all(low <= r["mean"] <= high for r in rows), metric
-
-
-def test_b2_task_labels_auto_keeps_each_tasks_spectral_partition_where_it_holds():
-    from umeta.numeric.spectral import spectral_holds
-
-    gen = torch.Generator().manual_seed(0)
-    centres = torch.randn(3, 1, 4, generator=gen) * 4
-    blobs = (centres + torch.randn(3, 10, 4, generator=gen)).transpose(0, 1).reshape(1, 30, 4)
-    feats = torch.cat([blobs, torch.randn(3, 30, 4, generator=gen)])  # 4 tasks of 30 points
-    labels = {step: b2_clustering.task_labels(feats, 3, "none", step, seed=0, normalize=False)
-              for step in ("kmeans", "spectral", "auto")}
-    kept = [spectral_holds(f, torch.as_tensor(s), torch.as_tensor(k), 3)
-            for f, s, k in zip(feats, labels["spectral"], labels["kmeans"])]
-    assert kept[0] and not all(kept)  # the blobs keep it; some noise task does not
-    for t, holds in enumerate(kept):
-        assert labels["auto"][t].tolist() == labels["spectral" if holds else "kmeans"][t].tolist()
-    assert b2_clustering.steps_of("none,soft", "kmeans,spectral,auto") == [
-        ("none", "kmeans"), ("none", "spectral"), ("none", "auto"), ("soft", "kmeans"),
-        ("soft", "auto")]

@@ -174,21 +174,14 @@ def test_a_shipped_table_model_is_the_default_for_tables(table_model, tmp_path, 
     assert "built-in" not in captured.err
 
 
-def test_cluster_prints_the_step_that_auto_kept(table_model, tmp_path, capsys, monkeypatch):
-    from umeta.adapt import cluster as cluster_module
-
+def test_tables_are_clustered_spectrally_by_default(table_model, tmp_path, capsys):
     data = write_csv(tmp_path / "t.csv", ["a", "b", "colour", "label"], mixed_rows(60))
     args = ["cluster", str(data), "--checkpoint", table_model, "--n-clusters", "3",
             "--label-column", "label", "--no-progress", "--force", "--out", str(tmp_path / "c.csv")]
-    for holds, step in ((True, "spectral"), (False, "k-means")):
-        monkeypatch.setattr(cluster_module, "spectral_holds", lambda *_, **__: holds)
-        assert main(args) == 0
-        assert f"({step} on meta-learned features)" in capsys.readouterr().out
-    assert main([*args, "--algorithm", "spectral"]) == 0
+    assert main(args) == 0
     assert "(spectral on meta-learned features)" in capsys.readouterr().out
     assert main([*args, "--algorithm", "kmeans"]) == 0
     assert "(k-means on meta-learned features)" in capsys.readouterr().out
-    monkeypatch.setattr(cluster_module, "spectral_holds", lambda *_, **__: True)
     assert main([*args, "--refine", "soft"]) == 0  # refinement is of k-means prototypes
     assert "(k-means on meta-learned features)" in capsys.readouterr().out
     code = main([*args, "--algorithm", "spectral", "--refine", "soft"])
@@ -196,14 +189,12 @@ def test_cluster_prints_the_step_that_auto_kept(table_model, tmp_path, capsys, m
     assert code == 2 and len(err) == 1 and "set --refine to 'none'" in err[0], err
 
 
-def test_auto_tries_spectral_only_with_ten_samples_a_cluster(table_model, monkeypatch):
-    from umeta.adapt import cluster as cluster_module
+def test_auto_is_spectral_only_with_ten_samples_a_cluster(table_model):
     from umeta.estimators import MetaClusterer
 
-    monkeypatch.setattr(cluster_module, "spectral_holds", lambda *_, **__: True)
     x = np.random.default_rng(0).normal(size=(40, 3)).astype(np.float32)
     assert MetaClusterer(table_model, 4).fit(x).algorithm_ == "spectral"
     assert MetaClusterer(table_model, 5).fit(x).algorithm_ == "kmeans"  # 8 rows a cluster
     assert MetaClusterer(table_model, k_range=(2, 4)).fit(x).algorithm_ == "spectral"
-    assert MetaClusterer(table_model, k_range=(5, 6)).fit(x).algorithm_ == "kmeans"
+    assert MetaClusterer(table_model).fit(x).algorithm_ == "kmeans"  # k_range's top is 10
     assert MetaClusterer(n_clusters=2).fit(x).algorithm_ == "kmeans"  # no learner: k-means++

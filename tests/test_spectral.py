@@ -1,6 +1,5 @@
-"""Spectral clustering on the embedding's neighbour graph (`umeta.numeric.spectral`), its check
-against k-means (`spectral_holds`), and its use as ``algorithm="spectral"`` or ``"auto"`` in
-`cluster_dataset` and `MetaClusterer`."""
+"""Spectral clustering on the embedding's neighbour graph (`umeta.numeric.spectral`) and its use
+as ``algorithm="spectral"`` in `cluster_dataset` and `MetaClusterer`."""
 
 from __future__ import annotations
 
@@ -8,11 +7,9 @@ import numpy as np
 import pytest
 import torch
 from sklearn.cluster import SpectralClustering
-from sklearn.datasets import make_blobs, make_circles, make_moons
-from sklearn.metrics import silhouette_score
+from sklearn.datasets import make_circles, make_moons
 
 from umeta import metrics as M
-from umeta.adapt import cluster as cluster_module
 from umeta.adapt import cluster_dataset
 from umeta.estimators import MetaClusterer
 from umeta.numeric import spectral
@@ -99,50 +96,3 @@ def test_meta_clusterer_spectral_predicts_the_nearest_fitted_points_label():
     inner = model.labels_[np.argmin(np.linalg.norm(x.numpy(), axis=1))]
     assert model.predict(np.array([[0.0, 0.42]], dtype=np.float32)).tolist() == [inner]
     assert MetaClusterer(n_clusters=2).fit(x.numpy()).fit_embedding_ is None
-
-
-def test_spectral_holds_compares_silhouettes_on_a_seeded_sample(monkeypatch):
-    gen = torch.Generator().manual_seed(0)
-    x = torch.cat([torch.randn(60, 3, generator=gen), torch.randn(60, 3, generator=gen) + 3])
-    good = (torch.arange(120) >= 60).long()
-    noisy = torch.where(torch.rand(120, generator=gen) < 0.2, 1 - good, good)
-    s_good, s_noisy = (silhouette_score(x.numpy(), lab.numpy()) for lab in (good, noisy))
-    assert s_noisy < s_good - 0.05
-    assert spectral.spectral_holds(x, good, noisy, 2) and not spectral.spectral_holds(x, noisy,
-                                                                                     good, 2)
-    for margin, holds in ((s_good - s_noisy + 1e-6, True), (s_good - s_noisy - 1e-6, False)):
-        monkeypatch.setattr(spectral, "SILHOUETTE_MARGIN", margin)
-        assert spectral.spectral_holds(x, noisy, good, 2) is holds
-    # on a sample: the silhouettes of the seeded subset's points only
-    monkeypatch.setattr(spectral, "CHECK_POINTS", 40)
-    keep = torch.randperm(120, generator=torch.Generator().manual_seed(5))[:40].sort().values
-    s_good, s_noisy = (silhouette_score(x[keep].numpy(), lab[keep].numpy())
-                       for lab in (good, noisy))
-    monkeypatch.setattr(spectral, "SILHOUETTE_MARGIN", s_good - s_noisy - 1e-6)
-    assert not spectral.spectral_holds(x, noisy, good, 2, seed=5)
-    monkeypatch.setattr(spectral, "SILHOUETTE_MARGIN", s_good - s_noisy + 1e-6)
-    assert spectral.spectral_holds(x, noisy, good, 2, seed=5)
-
-
-def test_auto_keeps_the_spectral_partition_only_where_it_holds(monkeypatch):
-    x, y = make_blobs(90, 2, centers=3, cluster_std=0.3, random_state=0)
-    x = x.astype(np.float32)
-    kept = cluster_dataset(None, x, 3, algorithm="auto")  # blobs: both steps agree
-    assert kept.algorithm == "spectral" and kept.n_iter == 0 and M.ari(y, kept.labels.numpy()) == 1
-    kmeans = cluster_dataset(None, x, 3)
-    assert kmeans.algorithm == "kmeans" and M.ari(y, kmeans.labels.numpy()) == 1
-    # a spectral cut through the clusters (as on tables of repeated values) is not kept
-    monkeypatch.setattr(cluster_module, "spectral_clustering",
-                        lambda feats, k, **_: torch.arange(len(feats)) % k)
-    rejected = cluster_dataset(None, x, 3, algorithm="auto")
-    assert rejected.algorithm == "kmeans" and rejected.labels.tolist() == kmeans.labels.tolist()
-    assert float(rejected.inertia) == pytest.approx(float(kmeans.inertia))
-    # spectral is not tried under 10 points a cluster, nor with a refinement
-    tried = []
-    monkeypatch.setattr(cluster_module, "spectral_clustering",
-                        lambda feats, k, **_: tried.append(k) or torch.arange(len(feats)) % k)
-    cluster_dataset(None, x, 10, algorithm="auto")
-    cluster_dataset(None, x, 3, algorithm="auto", refine="soft")
-    assert tried == []
-    cluster_dataset(None, x, 9, algorithm="auto")
-    assert tried == [9]

@@ -332,9 +332,8 @@ def _cluster_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--algorithm", default="auto", choices=["auto", "kmeans", "spectral"],
                    help="the clustering step: k-means++, or spectral clustering on the "
                         "10-nearest-neighbour graph of the embedding (follows curved clusters); "
-                        "auto: with a model, at least 10 samples a cluster and no --refine, "
-                        "both, keeping spectral unless its silhouette is clearly below "
-                        "k-means'; k-means otherwise")
+                        "auto: spectral with a model where there are at least 10 samples a "
+                        "cluster and no --refine, k-means otherwise")
     p.add_argument("--finetune-steps", type=int, default=0,
                    help="first fine-tune the model on the data's own images for this many "
                         "label-free steps (0: off; needs --checkpoint)")

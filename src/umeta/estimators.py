@@ -17,13 +17,12 @@ scale, NaN marking missing values (category codes are numbers like any other). `
 the whole table (the model's context: the table, or a seeded sample of its rows when it is
 long, see `umeta.models.table_encoder`) and keeps it as ``context_``; ``predict``,
 ``transform`` and ``score_samples`` encode new rows of the same columns against that context.
-`MetaClusterer` clusters the model's row embeddings with spectral clustering (a seeded sample
-of `umeta.numeric.spectral.SPECTRAL_FIT_ROWS` rows of a longer table is fitted, every other row
-taking its nearest fitted row's label) or k-means (fitted on a seeded sample of
-`TABLE_FIT_ROWS` rows, every row then taking its nearest centre); by default
-(``algorithm="auto"``) it runs both where the table has at least 10 rows a cluster and keeps
-the spectral partition unless the silhouette says k-means' is clearly better
-(`umeta.numeric.spectral.spectral_holds`), `MetaEmbedder` runs PCA on them, and
+`MetaClusterer` runs spectral clustering on the model's row embeddings by default
+(``algorithm="auto"``, where the table has at least 10 rows a cluster; a seeded sample of
+`umeta.numeric.spectral.SPECTRAL_FIT_ROWS` rows of a longer table is fitted, every other row
+taking its nearest fitted row's label) or k-means
+(``algorithm="kmeans"``: fitted on a seeded sample of `TABLE_FIT_ROWS` rows, every row then
+taking its nearest centre), `MetaEmbedder` PCA on them, and
 `MetaAnomalyDetector` scores rows by the model's outlier logit (``method`` and
 ``n_neighbors`` are not used).
 """
@@ -44,7 +43,7 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from torch import Tensor, nn
 
 from umeta.adapt.anomaly import ANOMALY_LIMITS, NormalProfile, fit_normal
-from umeta.adapt.cluster import CLUSTER_DATASET_LIMITS, cluster_dataset, search_range
+from umeta.adapt.cluster import ALGORITHMS, CLUSTER_DATASET_LIMITS, cluster_dataset, search_range
 from umeta.adapt.embed import (EMBED_LIMITS, as_images, embed_dataset, embed_inputs,
                                is_table_model, table_inputs)
 from umeta.adapt.explain import assignment_confidence, prototype_indices
@@ -53,8 +52,8 @@ from umeta.errors import UmetaError
 from umeta.numeric.clustering import nearest_center
 from umeta.numeric.pca import PCA
 from umeta.numeric.random import check_seed
-from umeta.numeric.spectral import nearest_point_labels
-from umeta.params import ParamError, check_params, renamed_params
+from umeta.numeric.spectral import SPECTRAL_NEIGHBOURS, nearest_point_labels
+from umeta.params import OneOf, ParamError, check_params, renamed_params
 
 
 #: With a table model, k-means runs on a seeded sample of this many rows of a longer table
@@ -209,13 +208,11 @@ class MetaClusterer(ClusterMixin, _MetaEstimator):
     algorithm : {"auto", "kmeans", "spectral"}, default="auto"
         The clustering step on the embedding: k-means++, or spectral clustering on its
         10-nearest-neighbour graph (:func:`umeta.numeric.spectral.spectral_clustering`; for
-        curved or stretched clusters; ``refine`` must be "none"). "auto", with a meta-trained
-        model, where X has at least 10 samples a cluster and ``refine`` is "none", runs both
-        and keeps the spectral partition unless its silhouette in the embedding is more than
-        0.02 below k-means' (`umeta.numeric.spectral.spectral_holds`: a graph cut through one
-        cloud, or through repeated values); k-means otherwise, and always without a learner
-        (B2, B6 and B8 in the README). The number of clusters, when estimated, is k-means's
-        best silhouette either way.
+        curved or stretched clusters; ``refine`` must be "none"). "auto" is spectral with a
+        meta-trained model where X has at least 10 samples a cluster (``n_clusters``, or the top
+        of ``k_range``) and ``refine`` is "none"; k-means otherwise, and without a learner
+        (B2, B6 and B8 in the README: smaller clusters than a neighbourhood lose with it).
+        The number of clusters, when estimated, is k-means's best silhouette either way.
     finetune_steps : int, default=0
         Before clustering, fine-tune a copy of the learner for this many Adam steps of the
         label-free UMTRA objective on X's own images (:func:`umeta.adapt.finetune`); 0 is off.
@@ -243,13 +240,13 @@ class MetaClusterer(ClusterMixin, _MetaEstimator):
         In the embedding space of the learner.
     n_clusters_ : int
     algorithm_ : str
-        The clustering step whose partition was kept ("kmeans" or "spectral").
+        The clustering step run ("kmeans" or "spectral").
     k_range_ : (int, int) or None
         The candidates searched when ``n_clusters`` is None (``k_range``, its top at most
         ``n_samples - 1``); None when ``n_clusters`` was given.
     inertia_ : float
     n_iter_ : int
-        k-means iterations run (0 where ``algorithm_`` is "spectral").
+        k-means iterations run (0 with ``algorithm="spectral"``).
     confidence_ : ndarray of shape (n_samples,)
         Each sample's margin between its own centre and the nearest other one, relative to the
         larger distance: 1 at its centre, 0 on a boundary (:func:`umeta.adapt.explain`).
@@ -258,8 +255,8 @@ class MetaClusterer(ClusterMixin, _MetaEstimator):
         are real members that stand for the clusters. Typical and ambiguous members:
         ``umeta.adapt.ranked_members(confidence_, labels_, n_clusters_)``.
     fit_embedding_ : ndarray of shape (n_samples, n_features_out) or None
-        Where ``algorithm_`` is "spectral", the clustered embedding of X (``predict`` gives a
-        new sample its nearest point's label); None where it is "kmeans".
+        With ``algorithm="spectral"``, the clustered embedding of X (``predict`` gives a new
+        sample its nearest point's label); None with "kmeans".
     learner_ : Learner or None
         The model whose embedding was clustered (the fine-tuned copy with ``finetune_steps``).
     input_shape_ : (C, H, W) or None
@@ -283,7 +280,7 @@ class MetaClusterer(ClusterMixin, _MetaEstimator):
     """
 
     # finetune_steps and finetune_lr: check_finetune_args
-    _limits = CLUSTER_DATASET_LIMITS
+    _limits = {**CLUSTER_DATASET_LIMITS, "algorithm": [OneOf("auto", *ALGORITHMS)]}
 
     def __init__(self, learner=None, n_clusters: int | None = None, *, k_range=(2, 10),
                  normalize: bool = False, refine: str = "none", finetune_steps: int = 0,
@@ -339,6 +336,7 @@ class MetaClusterer(ClusterMixin, _MetaEstimator):
             self.learner_ = learner = finetune(self.learner_, data, steps=self.finetune_steps,
                                                lr=self.finetune_lr, seed=seed,
                                                progress=self.progress)
+        algorithm = self._algorithm(len(data))
         result = cluster_dataset(learner, data, self.n_clusters, k_range=tuple(self.k_range),
                                  normalize=self.normalize, n_init=self.n_init,
                                  max_iter=self.max_iter, tol=self.tol, refine=self.refine,
@@ -347,8 +345,7 @@ class MetaClusterer(ClusterMixin, _MetaEstimator):
                                  progress=self.progress,
                                  fit_rows=(TABLE_FIT_ROWS if is_table_model(self.learner_)
                                            else None),
-                                 algorithm=("kmeans" if self.learner_ is None
-                                            and self.algorithm == "auto" else self.algorithm))
+                                 algorithm=algorithm)
         self.labels_ = result.labels.cpu().numpy()
         self.cluster_centers_ = result.centers.cpu().numpy()
         self.n_clusters_ = result.n_clusters
@@ -360,14 +357,24 @@ class MetaClusterer(ClusterMixin, _MetaEstimator):
                                                  result.centers).cpu().numpy()
         self.prototype_indices_ = prototype_indices(result.features, result.labels,
                                                     result.centers).cpu().numpy()
-        self.algorithm_ = result.algorithm
-        self.fit_embedding_ = (result.features.cpu().numpy() if result.algorithm == "spectral"
-                               else None)
+        self.algorithm_ = algorithm
+        self.fit_embedding_ = result.features.cpu().numpy() if algorithm == "spectral" else None
         return self
 
+    def _algorithm(self, n_samples: int) -> str:
+        """The clustering step that ``algorithm`` names for ``n_samples`` samples ("auto":
+        spectral with a meta-trained model where the clusters average at least a neighbourhood
+        of `SPECTRAL_NEIGHBOURS` samples and ``refine`` is "none"; k-means otherwise)."""
+        if self.algorithm != "auto":
+            return self.algorithm
+        most = self.n_clusters if self.n_clusters is not None else max(self.k_range)
+        spectral = (self.learner_ is not None and self.refine == "none"
+                    and n_samples >= SPECTRAL_NEIGHBOURS * most)
+        return "spectral" if spectral else "kmeans"
+
     def predict(self, X) -> np.ndarray:
-        """Index of the nearest cluster centre (where ``algorithm_`` is "spectral": the label of
-        the nearest point of ``fit_embedding_``, so that curved clusters keep their shape).
+        """Index of the nearest cluster centre (with ``algorithm="spectral"``: the label of the
+        nearest point of ``fit_embedding_``, so that curved clusters keep their shape).
 
         Parameters
         ----------

@@ -4,8 +4,8 @@
         --method-option checkpoint=PATH --out results.json
 
 :func:`load` builds a :class:`TableMethod`: ``cluster(x, k)`` is `MetaClusterer` on the table
-(its default "auto" step on the model's row embeddings: spectral clustering where it holds
-against k-means; ``--method-option algorithm=kmeans`` or ``=spectral`` for one step alone), ``score(x)`` the model's outlier logit of
+(its default for a table model: spectral clustering of the model's row embeddings;
+``--method-option algorithm=kmeans`` for k-means), ``score(x)`` the model's outlier logit of
 each row (`MetaAnomalyDetector`, fitted on the table itself: no labels), and ``training_tables`` the
 exact list of real tables the model trained on, as its checkpoint records it, so that B8 leaves
 them and their near-copies out.

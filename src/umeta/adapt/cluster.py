@@ -17,12 +17,11 @@ from umeta.learners.base import Learner
 from umeta.numeric.clustering import (CLUSTERING_LIMITS, Clustering, check_cluster_count,
                                       cluster_tasks, estimate_n_clusters, nearest_center)
 from umeta.numeric.random import seeded_generator, seeded_subset
-from umeta.numeric.spectral import SPECTRAL_NEIGHBOURS, spectral_clustering, spectral_holds
+from umeta.numeric.spectral import spectral_clustering
 from umeta.params import OneOf, ParamError, check_params
 
-#: The clustering steps :func:`cluster_dataset` runs on the embedding ("auto" chooses one of the
-#: other two: :func:`auto_spectral`).
-ALGORITHMS = ("auto", "kmeans", "spectral")
+#: The clustering steps :func:`cluster_dataset` runs on the embedding.
+ALGORITHMS = ("kmeans", "spectral")
 #: Limits of :func:`cluster_dataset`'s parameters (n_clusters may be None: estimated).
 CLUSTER_DATASET_LIMITS = {**CLUSTERING_LIMITS, **EMBED_LIMITS,
                           "n_clusters": CLUSTERING_LIMITS["n_clusters"] + [None],
@@ -35,20 +34,6 @@ def search_range(k_range: tuple[int, int], n_samples: int) -> tuple[int, int]:
     than clusters)."""
     low, high = (int(k) for k in k_range)
     return low, max(low, min(high, n_samples - 1))
-
-
-def auto_spectral(feats: Tensor, n_clusters: int, kmeans_labels: Tensor, *,
-                  refine: str = "none", n_init: int = 10, seed: int = 0) -> Tensor | None:
-    """The labels (N,) of the spectral partition that the "auto" step keeps over k-means'
-    ``kmeans_labels`` (N,) of ``feats`` (N, D), or None where it keeps k-means': spectral is
-    tried with no ``refine`` where the clusters average at least a neighbourhood
-    (`SPECTRAL_NEIGHBOURS` samples; B2's 5 images a cluster lose with it, README), and kept
-    where `spectral_holds` (its silhouette is not clearly below k-means')."""
-    if refine != "none" or len(feats) < SPECTRAL_NEIGHBOURS * n_clusters:
-        return None
-    spectral = spectral_clustering(feats, n_clusters, n_init=n_init, seed=seed)
-    return spectral if spectral_holds(feats, spectral, kmeans_labels, n_clusters,
-                                      seed=seed) else None
 
 
 def cluster_dataset(learner: Learner | None, x: Tensor | np.ndarray,
@@ -83,21 +68,18 @@ def cluster_dataset(learner: Learner | None, x: Tensor | np.ndarray,
         With more points than this, k-means (and the estimate of k) runs on a seeded sample of
         ``fit_rows`` of them, and every point takes its nearest centre (the inertia is over all
         points): the time no longer grows with the product of points and clusters.
-    algorithm : {"auto", "kmeans", "spectral"}
+    algorithm : {"kmeans", "spectral"}
         The clustering step: k-means++ (``n_init`` restarts), or spectral clustering on the
         embedding's nearest-neighbour graph (:func:`umeta.numeric.spectral.spectral_clustering`:
         it follows curved clusters; at most ``SPECTRAL_FIT_ROWS`` points are fitted, the others
         take their nearest fitted point's label, so ``fit_rows`` does not apply to it; each
-        centre is then its cluster's mean; no ``refine``). "auto" runs k-means, then spectral
-        clustering where the clusters average 10 points or more, and keeps the spectral
-        partition unless its silhouette is clearly below k-means' (:func:`auto_spectral`).
+        centre is then its cluster's mean; no ``refine``).
 
     Returns
     -------
-    Clustering with labels (N,), centers (k, D) in the embedding space, inertia (), the
-    clustered features (N, D) (the embedding, L2-normalised with ``normalize``) and the step
-    that made the labels (``algorithm``: "kmeans" or "spectral"; ``n_iter`` is 0 for
-    "spectral").
+    Clustering with labels (N,), centers (k, D) in the embedding space, inertia () and the
+    clustered features (N, D) (the embedding, L2-normalised with ``normalize``); ``n_iter`` is
+    0 for ``"spectral"``.
     """
     check_params({"n_clusters": n_clusters, "k_range": k_range, "normalize": normalize,
                   "n_init": n_init, "max_iter": max_iter, "tol": tol, "refine": refine,
@@ -117,24 +99,23 @@ def cluster_dataset(learner: Learner | None, x: Tensor | np.ndarray,
     k = n_clusters if n_clusters is not None else estimate_n_clusters(
         fitted, search_range(k_range, len(fitted)), n_init=n_init, max_iter=max_iter, seed=gen)
     if algorithm == "spectral":
-        return _cluster_means(feats, spectral_clustering(feats, k, n_init=n_init, seed=seed), k)
+        labels = spectral_clustering(feats, k, n_init=n_init, seed=seed)
+        return _cluster_means(feats, labels, k)
     result = cluster_tasks(fitted[None], k, n_init=n_init, max_iter=max_iter, tol=tol,
                            refine=refine, refine_steps=refine_steps, seed=gen)
     centers = result.centers[0]
-    labels = result.labels[0] if fitted is feats else nearest_center(feats, centers)
-    spectral = (auto_spectral(feats, k, labels, refine=refine, n_init=n_init, seed=seed)
-                if algorithm == "auto" else None)
-    if spectral is not None:
-        return _cluster_means(feats, spectral, k)
-    inertia = result.inertia[0] if fitted is feats else (feats - centers[labels]).square().sum()
+    if fitted is feats:
+        return Clustering(result.labels[0], centers, result.inertia[0], result.n_iter, feats)
+    labels = nearest_center(feats, centers)
+    inertia = (feats - centers[labels]).square().sum()
     return Clustering(labels, centers, inertia, result.n_iter, feats)
 
 
 def _cluster_means(feats: Tensor, labels: Tensor, k: int) -> Clustering:
-    """The `Clustering` of spectral labels (N,): each centre its cluster's mean (0 where
-    empty), the inertia about those centres."""
+    """The `Clustering` of given labels (N,): each centre its cluster's mean (0 where empty),
+    the inertia about those centres."""
     sums = feats.new_zeros(k, feats.shape[1]).index_add_(0, labels, feats)
     counts = torch.bincount(labels, minlength=k).clamp(min=1).to(feats.dtype)
     centers = sums / counts[:, None]
     inertia = (feats - centers[labels]).square().sum()
-    return Clustering(labels, centers, inertia, 0, feats, "spectral")
+    return Clustering(labels, centers, inertia, 0, feats)

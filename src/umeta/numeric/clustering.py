@@ -51,9 +51,6 @@ class Clustering:
     features : Tensor of shape (N, D) or None
         The features that were clustered, where the caller keeps them
         (`umeta.adapt.cluster_dataset` does, for `umeta.adapt.explain`).
-    algorithm : str
-        The step that made the labels: "kmeans" (this module), or "spectral"
-        (`umeta.adapt.cluster_dataset` with spectral clustering).
     """
 
     labels: Tensor
@@ -61,7 +58,6 @@ class Clustering:
     inertia: Tensor
     n_iter: int = 0
     features: Tensor | None = None
-    algorithm: str = "kmeans"
 
     @property
     def n_clusters(self) -> int:

@@ -7,11 +7,6 @@ scikit-learn's ``SpectralClustering`` (affinity ``'nearest_neighbors'``, k-means
 embedding) with umeta's conventions: tensors in and out, and at most :data:`SPECTRAL_FIT_ROWS`
 points fitted (a seeded sample; every other point takes the label of its nearest fitted point,
 :func:`nearest_point_labels`), since the eigen-solve grows faster than the points.
-
-The graph can also mislead: where many points repeat (tables of a few discrete values) or the
-classes overlap in one cloud, its cuts are arbitrary. :func:`spectral_holds` is the label-free
-check of a spectral partition against k-means' on the same points that umeta's ``"auto"``
-clustering step runs (`umeta.adapt.cluster_dataset`).
 """
 
 from __future__ import annotations
@@ -22,7 +17,6 @@ import torch
 from sklearn.cluster import SpectralClustering
 from torch import Tensor
 
-from umeta.numeric.clustering import silhouette_scores
 from umeta.numeric.distances import QUERY_CHUNK, squared_distances
 from umeta.numeric.random import seeded_subset
 from umeta.params import ParamError
@@ -31,12 +25,6 @@ from umeta.params import ParamError
 SPECTRAL_NEIGHBOURS = 10
 #: Most points whose graph is solved; the others take their nearest fitted point's label.
 SPECTRAL_FIT_ROWS = 5_000
-#: The spectral partition is kept unless its silhouette is more than this below k-means' (a
-#: curved cluster may cost a little silhouette; a cut through one cloud costs more). Chosen on
-#: DEV tables that touch no B8 table (docs/adaptation.md, "The clustering step").
-SILHOUETTE_MARGIN = 0.02
-#: Most points (a seeded sample) on which :func:`spectral_holds` measures the silhouettes.
-CHECK_POINTS = 2_000
 
 
 def nearest_point_labels(feats: Tensor, points: Tensor, labels: Tensor) -> Tensor:
@@ -85,25 +73,3 @@ def spectral_clustering(feats: Tensor, n_clusters: int, *, n_init: int = 10,
         labels = model.fit_predict(fitted.detach().double().cpu().numpy())
     labels = torch.as_tensor(labels, dtype=torch.int64, device=feats.device)
     return labels if fitted is feats else nearest_point_labels(feats, fitted, labels)
-
-
-def spectral_holds(feats: Tensor, spectral_labels: Tensor, kmeans_labels: Tensor, k: int, *,
-                   seed: int = 0) -> bool:
-    """Whether a spectral partition of ``feats`` (N, D) is kept over the k-means one: its mean
-    silhouette is at most `SILHOUETTE_MARGIN` below k-means' (both labels (N,) in ``0 .. k - 1``,
-    both measured on one seeded sample of at most `CHECK_POINTS` points). No labels are used.
-
-    Examples
-    --------
-    >>> import torch
-    >>> x = torch.cat([torch.randn(50, 2, generator=torch.Generator().manual_seed(0)),
-    ...                torch.randn(50, 2, generator=torch.Generator().manual_seed(1)) + 8])
-    >>> halves = (torch.arange(100) >= 50).long()
-    >>> spectral_holds(x, halves, halves, 2), spectral_holds(x, torch.arange(100) % 2, halves, 2)
-    (True, False)
-    """
-    keep = seeded_subset(torch.arange(len(feats), device=feats.device), CHECK_POINTS, seed)
-    points = feats[keep].double()[None]
-    spectral, kmeans = (float(silhouette_scores(points, labels[keep][None], k)[0])
-                        for labels in (spectral_labels, kmeans_labels))
-    return spectral >= kmeans - SILHOUETTE_MARGIN
