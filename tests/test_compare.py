@@ -17,7 +17,8 @@ from conftest import REPO_ROOT
 from test_cli import assert_user_error, checkpoint, umeta  # noqa: F401 (a fixture)
 from umeta.adapt.cluster import cluster_dataset
 from umeta.adapt.selection import (CandidateFeatures, augmented_views, bootstrap_scores,
-                                   consistency, retrieval, score_candidates, stability)
+                                   consistency, partition, retrieval, score_candidates,
+                                   stability)
 from umeta.compare import (CandidateResult, Comparison, basic_interval, compare_models,
                            compare_table_models, parse_candidates)
 from umeta.data import make_glyphs
@@ -57,6 +58,36 @@ def test_consistency_is_the_mean_ari_of_each_views_nearest_centre_assignment():
     assert consistency(feats, moved, labels, centers) == pytest.approx(expected)
     both = torch.cat([same, moved])
     assert consistency(feats, both, labels, centers) == pytest.approx((1 + expected) / 2)
+
+
+def test_consistency_after_spectral_assigns_each_view_its_nearest_images_cluster():
+    feats = torch.tensor([[0.0], [1.0], [2.0], [9.0], [10.0]])
+    labels = np.array([0, 0, 1, 1, 1])  # a partition no centre would draw
+    centers = torch.tensor([[0.5], [7.0]])
+    views = torch.tensor([[[0.1], [1.2], [2.6], [9.0], [10.0]]])
+    # nearest images: 0, 1, 2, 3, 4 -> the labels themselves; nearest centres would move 2
+    assert consistency(feats, views, labels, centers, "spectral") == pytest.approx(1.0)
+    assert consistency(feats, views, labels, centers) == pytest.approx(
+        adjusted_rand_score(labels, [0, 0, 0, 1, 1]))
+
+
+def test_a_learned_candidate_is_partitioned_by_the_auto_step_of_umeta_cluster():
+    from sklearn.datasets import make_circles
+
+    x, y = make_circles(200, noise=0.03, factor=0.4, random_state=0)
+    x = torch.as_tensor(x, dtype=torch.float32)
+    learned = CandidateFeatures(x, x[None], learned=True)
+    labels, centers, algorithm = partition(learned, x, 2, seed=1)
+    assert algorithm == "spectral" and adjusted_rand_score(y, labels) == 1.0
+    expected = cluster_dataset(None, x, 2, seed=1, algorithm="spectral")
+    assert np.array_equal(labels, expected.labels.numpy())
+    torch.testing.assert_close(centers, expected.centers)
+    raw = partition(CandidateFeatures(x, x[None]), x, 2, seed=1)
+    assert raw[2] == "kmeans" and np.array_equal(raw[0], cluster_dataset(None, x, 2, seed=1)
+                                                 .labels.numpy())
+    assert partition(learned, x[:39], 4, seed=1)[2] == "kmeans"  # under 10 a cluster
+    scores, parts = score_candidates({"model": learned}, 2, criteria=("silhouette",), seed=1)
+    assert np.array_equal(parts["model"], labels)
 
 
 def test_retrieval_counts_views_whose_nearest_image_is_their_own():

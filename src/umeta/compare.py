@@ -4,8 +4,9 @@
 (the same budget, seed and backbone for all; `umeta.recipes.compare_config`, through the one
 training loop `umeta.train.train`) and/or loads given checkpoints (``"builtin"``, a path, either
 with ``@SPACE`` for another embedding space of `umeta.adapt.layers.in_space`, or ``"none"``: the
-raw pixels), clusters the data in each candidate's space with k-means
-(`umeta.adapt.cluster_dataset`) and scores each with a label-free criterion
+raw pixels), clusters the data in each candidate's space as `umeta cluster` would (its "auto"
+step: spectral clustering in a model's space with 10 or more samples a cluster, k-means
+otherwise; `umeta.adapt.selection.partition`) and scores each with a label-free criterion
 (`umeta.adapt.selection`). The recommendation is the candidate the criterion ranks first, with
 its margin over the runner-up and a bootstrap over the images for the uncertainty of both. Labels,
 where given, are used for scoring only: each candidate's clustering accuracy, NMI and ARI.
@@ -190,7 +191,7 @@ class CandidateResult:
     training : dict or None
         For a trained candidate: steps, seconds, and the checkpoint kept (or None).
     labels : ndarray of shape (n_scored,)
-        Its k-means clusters of the scored images.
+        Its clusters of the scored samples (`umeta.adapt.selection.partition`).
     """
 
     name: str
@@ -514,7 +515,7 @@ def compare_models(images: Tensor | np.ndarray, *, learners: Sequence[str] = LEA
     k_range : (int, int)
     invert : bool or None
     seed : int
-        Of the training, the views, the k-means and the resamples.
+        Of the training, the views, the clusterings and the resamples.
     device : "auto", "cpu", "cuda" or "cuda:N"
     run_dir : str or Path, optional
         Keep each trained learner's run (checkpoints) in ``run_dir/<learner>``; None trains in a
@@ -593,7 +594,8 @@ def compare_models(images: Tensor | np.ndarray, *, learners: Sequence[str] = LEA
                                     progress=progress).cpu()
 
             features[cand.name] = CandidateFeatures(
-                embed(base.images[scored]), torch.stack([embed(v) for v in views]))
+                embed(base.images[scored]), torch.stack([embed(v) for v in views]),
+                learned=learner is not None)
             what = _describe(learner, cand) if cand.kind != "trained" else (
                 f"{cand.source} meta-trained without labels on these images "
                 f"({training['tasks']} tasks, {training['steps']} steps in "
@@ -666,7 +668,8 @@ def compare_table_models(table: Tensor | np.ndarray, *,
                 return standardize_columns(t).float()[scored]
             return learner.encode_table(t.to(dev), seed=seed)[0].cpu()[scored]
 
-        features[cand.name] = CandidateFeatures(embed(x), torch.stack([embed(v) for v in views]))
+        features[cand.name] = CandidateFeatures(embed(x), torch.stack([embed(v) for v in views]),
+                                                learned=learner is not None)
         described[cand.name] = (_describe(learner, cand, "tables"), None)
     return _rank(cands, features, described, y, scored, len(x), n_clusters, k_range,
                  criterion, criteria, n_boot, seed, notes, 0.0, "rows")

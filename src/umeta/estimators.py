@@ -43,7 +43,8 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from torch import Tensor, nn
 
 from umeta.adapt.anomaly import ANOMALY_LIMITS, NormalProfile, fit_normal
-from umeta.adapt.cluster import ALGORITHMS, CLUSTER_DATASET_LIMITS, cluster_dataset, search_range
+from umeta.adapt.cluster import (ALGORITHMS, CLUSTER_DATASET_LIMITS, auto_algorithm,
+                                 cluster_dataset, search_range)
 from umeta.adapt.embed import (EMBED_LIMITS, as_images, embed_dataset, embed_inputs,
                                is_table_model, table_inputs)
 from umeta.adapt.explain import assignment_confidence, prototype_indices
@@ -52,7 +53,7 @@ from umeta.errors import UmetaError
 from umeta.numeric.clustering import nearest_center
 from umeta.numeric.pca import PCA
 from umeta.numeric.random import check_seed
-from umeta.numeric.spectral import SPECTRAL_NEIGHBOURS, nearest_point_labels
+from umeta.numeric.spectral import nearest_point_labels
 from umeta.params import OneOf, ParamError, check_params, renamed_params
 
 
@@ -363,14 +364,12 @@ class MetaClusterer(ClusterMixin, _MetaEstimator):
 
     def _algorithm(self, n_samples: int) -> str:
         """The clustering step that ``algorithm`` names for ``n_samples`` samples ("auto":
-        spectral with a meta-trained model where the clusters average at least a neighbourhood
-        of `SPECTRAL_NEIGHBOURS` samples and ``refine`` is "none"; k-means otherwise)."""
+        `umeta.adapt.cluster.auto_algorithm` with ``n_clusters``, or the top of ``k_range``)."""
         if self.algorithm != "auto":
             return self.algorithm
         most = self.n_clusters if self.n_clusters is not None else max(self.k_range)
-        spectral = (self.learner_ is not None and self.refine == "none"
-                    and n_samples >= SPECTRAL_NEIGHBOURS * most)
-        return "spectral" if spectral else "kmeans"
+        return auto_algorithm(n_samples, most, learned=self.learner_ is not None,
+                              refine=self.refine)
 
     def predict(self, X) -> np.ndarray:
         """Index of the nearest cluster centre (with ``algorithm="spectral"``: the label of the

@@ -17,7 +17,7 @@ from umeta.learners.base import Learner
 from umeta.numeric.clustering import (CLUSTERING_LIMITS, Clustering, check_cluster_count,
                                       cluster_tasks, estimate_n_clusters, nearest_center)
 from umeta.numeric.random import seeded_generator, seeded_subset
-from umeta.numeric.spectral import spectral_clustering
+from umeta.numeric.spectral import SPECTRAL_NEIGHBOURS, spectral_clustering
 from umeta.params import OneOf, ParamError, check_params
 
 #: The clustering steps :func:`cluster_dataset` runs on the embedding.
@@ -26,6 +26,16 @@ ALGORITHMS = ("kmeans", "spectral")
 CLUSTER_DATASET_LIMITS = {**CLUSTERING_LIMITS, **EMBED_LIMITS,
                           "n_clusters": CLUSTERING_LIMITS["n_clusters"] + [None],
                           "algorithm": [OneOf(*ALGORITHMS)]}
+
+
+def auto_algorithm(n_samples: int, n_clusters: int, *, learned: bool,
+                   refine: str = "none") -> str:
+    """The clustering step that ``algorithm="auto"`` names: "spectral" in a meta-learned space
+    (``learned``) with no ``refine`` where the ``n_samples`` make at least a neighbourhood
+    (`SPECTRAL_NEIGHBOURS`) for each of ``n_clusters``, "kmeans" otherwise (smaller clusters
+    lose with it: B2's 5 images a cluster, README)."""
+    spectral = learned and refine == "none" and n_samples >= SPECTRAL_NEIGHBOURS * n_clusters
+    return "spectral" if spectral else "kmeans"
 
 
 def search_range(k_range: tuple[int, int], n_samples: int) -> tuple[int, int]:

@@ -8,15 +8,18 @@ missing, which a table model and the imputed raw values both take). A criterion 
 candidate without labels; spaces differ in dimension and scale, so every criterion here except
 the silhouette compares partitions or neighbours, not distances:
 
-- ``consistency``: k-means of the images (:func:`umeta.adapt.cluster_dataset`), then each view
-  assigned to its nearest centre; the adjusted Rand index (ARI) of the two partitions, mean over
-  the views. A space whose clusters survive class-preserving changes scores high.
+- ``consistency``: the images clustered as `umeta cluster` clusters them (:func:`partition`:
+  k-means, or in a meta-learned space with 10 or more images a cluster spectral clustering),
+  then each view assigned as ``MetaClusterer.predict`` assigns it (its nearest centre; after
+  spectral clustering its nearest image's cluster); the adjusted Rand index (ARI) of the two
+  partitions, mean over the views. A space whose clusters survive class-preserving changes
+  scores high.
 - ``retrieval``: a pseudo-episode with every image its own class, one shot, the views as
   queries: the share of views whose nearest image is their own (UMTRA's task, held out).
 - ``stability``: prediction strength under resampling: the images split in random halves, each
-  clustered; the ARI between one half's own clusters and its assignment to the other half's
-  centres, mean over the splits.
-- ``silhouette``: of the k-means partition, in the candidate's space (Euclidean; comparable
+  clustered by k-means (a centroid method, whatever the candidate's step); the ARI between one
+  half's own clusters and its assignment to the other half's centres, mean over the splits.
+- ``silhouette``: of the candidate's partition, in its space (Euclidean; comparable
   within one space, not across spaces: the benchmark measures it as a reference).
 - ``consensus``: the mean ARI of a candidate's partition with the other candidates' (model
   centrality: the partition most others agree with).
@@ -35,11 +38,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from umeta.adapt.cluster import cluster_dataset
+from umeta.adapt.cluster import auto_algorithm, cluster_dataset
 from umeta.errors import UmetaError
 from umeta.metrics import ari
 from umeta.numeric.clustering import check_cluster_count, nearest_center, silhouette_scores
 from umeta.numeric.random import seeded_generator
+from umeta.numeric.spectral import nearest_point_labels
 from umeta.tasks.augment import Augment
 
 #: The label-free criteria; the first is `umeta compare`'s default, chosen on a pilot before
@@ -66,10 +70,14 @@ class CandidateFeatures:
     views : Tensor of shape (R, N, D)
         The same map of ``R`` augmented views of every image (row ``i`` of view ``r`` is a view
         of image ``i``).
+    learned : bool
+        A meta-learned space (a model's, not the raw inputs): clustered by the "auto" step of
+        `umeta cluster` (`umeta.adapt.cluster.auto_algorithm`).
     """
 
     feats: Tensor
     views: Tensor
+    learned: bool = False
 
     def __post_init__(self) -> None:
         if self.feats.dim() != 2 or self.views.dim() != 3 or \
@@ -107,16 +115,35 @@ def check_criterion(criterion: str) -> None:
         raise UmetaError(f"unknown criterion {criterion!r}; choose one of: {', '.join(CRITERIA)}")
 
 
-def _partition(feats: Tensor, n_clusters: int, seed: int) -> tuple[np.ndarray, Tensor]:
-    """k-means labels (N,) and centres (k, D) of ``feats`` as `umeta cluster` makes them."""
-    result = cluster_dataset(None, feats, n_clusters, seed=seed)
+def _partition(feats: Tensor, n_clusters: int, seed: int, algorithm: str = "kmeans"
+               ) -> tuple[np.ndarray, Tensor]:
+    """Labels (N,) and centres (k, D, each cluster's mean after spectral clustering) of
+    ``feats`` by ``algorithm``, as `umeta cluster` makes them."""
+    result = cluster_dataset(None, feats, n_clusters, seed=seed, algorithm=algorithm)
     return result.labels.cpu().numpy(), result.centers
 
 
-def consistency(feats: Tensor, views: Tensor, labels: np.ndarray, centers: Tensor) -> float:
-    """Mean ARI between ``labels`` (N,) and the nearest of ``centers`` (k, D) of each view
-    (R, N, D)."""
-    return float(np.mean([ari(labels, nearest_center(v, centers).cpu().numpy()) for v in views]))
+def partition(cand: CandidateFeatures, feats: Tensor, n_clusters: int, seed: int
+              ) -> tuple[np.ndarray, Tensor, str]:
+    """The candidate's clusters of ``feats`` (its features of some rows) as `umeta cluster`
+    makes them: labels (N,), centres (k, D) and the step run (the "auto" rule of
+    `umeta.adapt.cluster.auto_algorithm`: spectral in a learned space with 10 or more
+    samples a cluster, k-means otherwise)."""
+    algorithm = auto_algorithm(len(feats), n_clusters, learned=cand.learned)
+    return (*_partition(feats, n_clusters, seed, algorithm), algorithm)
+
+
+def consistency(feats: Tensor, views: Tensor, labels: np.ndarray, centers: Tensor,
+                algorithm: str = "kmeans") -> float:
+    """Mean ARI between ``labels`` (N,) of ``feats`` (N, D) and each view's (R, N, D) own
+    assignment: the nearest of ``centers`` (k, D), or after ``"spectral"`` the label of the
+    nearest row of ``feats`` (as ``MetaClusterer.predict``)."""
+    if algorithm == "spectral":
+        own = torch.as_tensor(labels, device=feats.device)
+        assign = [nearest_point_labels(v, feats, own) for v in views]
+    else:
+        assign = [nearest_center(v, centers) for v in views]
+    return float(np.mean([ari(labels, a.cpu().numpy()) for a in assign]))
 
 
 def retrieval(feats: Tensor, views: Tensor, ids: Tensor | None = None) -> float:
@@ -154,7 +181,7 @@ def score_candidates(candidates: Mapping[str, CandidateFeatures], n_clusters: in
     ----------
     candidates : {name: CandidateFeatures}, all of the same N images
     n_clusters : int
-        k of every k-means (the same for all candidates).
+        k of every clustering (the same for all candidates).
     criteria : names of :data:`CRITERIA`
     index : Tensor of shape (M,), optional
         Rows to use (a resample, repeats allowed); None uses all N.
@@ -164,7 +191,8 @@ def score_candidates(candidates: Mapping[str, CandidateFeatures], n_clusters: in
     Returns
     -------
     scores : {name: {criterion: float}}
-    partitions : {name: ndarray of shape (M,)}, the k-means labels each criterion judged.
+    partitions : {name: ndarray of shape (M,)}, the labels each criterion judged
+        (:func:`partition`).
     """
     for criterion in criteria:
         check_criterion(criterion)
@@ -177,11 +205,11 @@ def score_candidates(candidates: Mapping[str, CandidateFeatures], n_clusters: in
         rows = rows.to(cand.feats.device)
         feats, views = cand.feats[rows], cand.views[:, rows]
         check_cluster_count(n_clusters, len(feats))
-        labels, centers = _partition(feats, n_clusters, seed)
+        labels, centers, algorithm = partition(cand, feats, n_clusters, seed)
         partitions[name] = labels
         found = {}
         if "consistency" in criteria:
-            found["consistency"] = consistency(feats, views, labels, centers)
+            found["consistency"] = consistency(feats, views, labels, centers, algorithm)
         if "retrieval" in criteria:
             found["retrieval"] = retrieval(feats, views, rows)
         if "stability" in criteria:
@@ -215,5 +243,5 @@ def bootstrap_scores(candidates: Mapping[str, CandidateFeatures], n_clusters: in
 
 
 __all__ = ["CRITERIA", "SELECTION_VIEWS", "TABLE_VIEW_MASK", "CandidateFeatures", "augmented_views",
-           "bootstrap_scores", "check_criterion", "consistency", "masked_views", "retrieval",
-           "score_candidates", "stability"]
+           "bootstrap_scores", "check_criterion", "consistency", "masked_views", "partition",
+           "retrieval", "score_candidates", "stability"]
