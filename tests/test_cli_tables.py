@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 
 from conftest import table_config
 from umeta.cli import main
@@ -121,16 +122,32 @@ def test_more_clusters_than_rows_is_one_line(table_model, tmp_path, capsys):
     assert code == 2 and len(err) == 1 and "--n-clusters" in err[0] and "10" in err[0], err
 
 
-def test_many_clusters_on_a_table_point_to_compare(table_model, tmp_path, capsys):
+def test_more_clusters_than_the_model_trained_on_cluster_the_standardised_values(
+        table_model, tmp_path, capsys):
+    from umeta.build import load_learner
+    from umeta.estimators import MetaClusterer
+    from umeta.numeric import standardize_columns
+
     data = write_csv(tmp_path / "t.csv", ["a", "b", "colour", "label"], mixed_rows(120))
     args = ["cluster", str(data), "--checkpoint", table_model, "--label-column", "label",
             "--no-progress", "--force"]
     assert main([*args, "--n-clusters", "12", "--out", str(tmp_path / "c.csv")]) == 0
-    err = capsys.readouterr().err
-    assert "12 clusters: this table model's synthetic training tables had at most 10" in err
-    assert f"umeta compare {data} --n-clusters 12" in err
+    out = capsys.readouterr().out
+    assert "(k-means on standardised values: the table model trained on at most 10 clusters)" \
+        in out
     assert main([*args, "--n-clusters", "3", "--out", str(tmp_path / "c.csv")]) == 0
-    assert "umeta compare" not in capsys.readouterr().err
+    assert "on meta-learned features" in capsys.readouterr().out
+    # the values are each column's z-score against the context (the whole of a short table)
+    learner = load_learner(table_model)
+    x = np.random.default_rng(0).normal(3, 2, size=(150, 4)).astype(np.float32)
+    model = MetaClusterer(learner, 12).fit(x)
+    assert model.space_ == "values" and model.algorithm_ == "kmeans"
+    values = learner.standard_values(torch.as_tensor(x), model.context_)
+    torch.testing.assert_close(values.double(), standardize_columns(x), rtol=1e-4, atol=1e-4)
+    assert model.cluster_centers_.shape == (12, 4)
+    assert model.predict(x).tolist() == model.labels_.tolist()
+    assert MetaClusterer(learner, 10).fit(x).space_ == "embedding"
+    assert MetaClusterer(learner).fit(x).space_ == "embedding"  # k estimated in 2 .. 10
 
 
 def test_a_table_model_refuses_images_and_image_flags(table_model, tmp_path, capsys):

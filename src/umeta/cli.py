@@ -722,8 +722,6 @@ def _adapt_out(args: argparse.Namespace, *inputs) -> Path:
 def _fit_clusters(args: argparse.Namespace):
     """(data, x, fitted MetaClusterer) of `umeta cluster` / `umeta explain`, with the lines that
     say what was done."""
-    from umeta.adapt.embed import is_table_model
-    from umeta.data.table_priors import MAX_CLUSTERS
     from umeta.estimators import MetaClusterer
 
     if args.k_range is not None and args.n_clusters is not None:
@@ -736,9 +734,12 @@ def _fit_clusters(args: argparse.Namespace):
                           finetune_steps=args.finetune_steps, finetune_lr=args.finetune_lr,
                           random_state=args.seed,
                           progress=not args.no_progress, **extra).fit(x)
-    space = ("raw features" if learner is None else "meta-learned features" if not
-             args.finetune_steps else f"meta-learned features after {args.finetune_steps} "
-                                      f"label-free fine-tuning steps on this data")
+    space = ("raw features" if learner is None else
+             f"standardised values: the table model trained on at most "
+             f"{model.learner_.trained_clusters} clusters" if model.space_ == "values" else
+             "meta-learned features" if not args.finetune_steps else
+             f"meta-learned features after {args.finetune_steps} label-free fine-tuning steps "
+             f"on this data")
     print(f"clustered {len(x)} samples of {data.source} into {model.n_clusters_} clusters "
           f"({model.algorithm_.replace('kmeans', 'k-means')} on {space}){_columns(data)}")
     if model.k_range_ is not None:
@@ -749,13 +750,6 @@ def _fit_clusters(args: argparse.Namespace):
               f"silhouette of k = {low}..{high} (--n-clusters K sets it, --k-range LOW HIGH "
               f"searches elsewhere){note}")
     _report_scores(data, model.labels_)
-    trained = (learner.config.tasks.options.get("max_clusters", MAX_CLUSTERS)
-               if is_table_model(learner) else None)
-    if trained is not None and model.n_clusters_ > trained:
-        _note(args, f"{model.n_clusters_} clusters: this table model's synthetic training "
-                    f"tables had at most {trained}, and beyond what it trained on a table model "
-                    f"can lose to k-means on the raw values (b11_compare_tables.json); check "
-                    f"yours with umeta compare {args.data} --n-clusters {model.n_clusters_}")
     return data, x, model
 
 

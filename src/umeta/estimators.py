@@ -238,10 +238,16 @@ class MetaClusterer(ClusterMixin, _MetaEstimator):
     ----------
     labels_ : ndarray of shape (n_samples,)
     cluster_centers_ : ndarray of shape (n_clusters_, n_features_out)
-        In the embedding space of the learner.
+        In the embedding space of the learner (in ``space_``).
     n_clusters_ : int
     algorithm_ : str
         The clustering step run ("kmeans" or "spectral").
+    space_ : {"embedding", "values"}
+        Where X was clustered: the model's embedding, or, for a table model asked for more
+        clusters than its synthetic training tables had (``learner_.trained_clusters``, 10 for
+        the built-in one), the table's standardised values (each column's z-score against the
+        model's context rows; `TableLearner.standard_values`), with k-means: outside its
+        training range the model loses to them (README, Tables).
     k_range_ : (int, int) or None
         The candidates searched when ``n_clusters`` is None (``k_range``, its top at most
         ``n_samples - 1``); None when ``n_clusters`` was given.
@@ -323,12 +329,15 @@ class MetaClusterer(ClusterMixin, _MetaEstimator):
         data = self._inputs(X, reset=True, min_samples=2)
         seed = self._seed()
         learner = self.learner_
+        self.space_ = "embedding"
         if is_table_model(learner):
             if self.finetune_steps:
                 raise ParamError("finetune_steps", self.finetune_steps,
                                  "{param} fine-tunes image models; a table model reads each "
                                  "table as it is: set {param} to 0")
-            data, learner = self._fit_table(data, seed)[0], None
+            rows, data, learner = data, self._fit_table(data, seed)[0], None
+            if self.n_clusters is not None and self.n_clusters > self.learner_.trained_clusters:
+                self.space_, data = "values", self.learner_.standard_values(rows, self.context_)
         if self.finetune_steps:
             if self.learner_ is None:
                 raise ParamError("finetune_steps", self.finetune_steps,
@@ -368,8 +377,8 @@ class MetaClusterer(ClusterMixin, _MetaEstimator):
         if self.algorithm != "auto":
             return self.algorithm
         most = self.n_clusters if self.n_clusters is not None else max(self.k_range)
-        return auto_algorithm(n_samples, most, learned=self.learner_ is not None,
-                              refine=self.refine)
+        return auto_algorithm(n_samples, most, refine=self.refine,
+                              learned=self.learner_ is not None and self.space_ == "embedding")
 
     def predict(self, X) -> np.ndarray:
         """Index of the nearest cluster centre (with ``algorithm="spectral"``: the label of the
@@ -384,7 +393,9 @@ class MetaClusterer(ClusterMixin, _MetaEstimator):
         ndarray of shape (n_samples,), int64
         """
         check_is_fitted(self)
-        feats = self._embed(self._inputs(X, reset=False))
+        x = self._inputs(X, reset=False)
+        feats = (self.learner_.standard_values(x, self.context_) if self.space_ == "values"
+                 else self._embed(x))
         if self.fit_embedding_ is not None:
             return nearest_point_labels(feats, torch.as_tensor(self.fit_embedding_,
                                                                device=feats.device),

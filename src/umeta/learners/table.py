@@ -27,7 +27,8 @@ from torch import Tensor
 
 from umeta.errors import UmetaError
 from umeta.learners.base import LEARNERS, Learner, MetaLoss
-from umeta.models.table_encoder import TableContext, TableEncoder
+from umeta.data.table_priors import MAX_CLUSTERS
+from umeta.models.table_encoder import TableContext, TableEncoder, plain_scores
 from umeta.progress import progress_bar
 from umeta.tasks.tables import TableBatch
 
@@ -182,6 +183,20 @@ class TableLearner(Learner):
         """Rows x (M, D) of a table against its context -> (embeddings (M, e), logits (M,))."""
         with self._evaluating():
             return self.backbone.rows(x, context)
+
+    def standard_values(self, x: Tensor, context: TableContext) -> Tensor:
+        """Rows x (M, D) of a table as their columns' plain z-scores against its context
+        (`umeta.models.table_encoder.plain_scores`): the space `umeta.estimators.MetaClusterer`
+        clusters in beyond :attr:`trained_clusters`, (M, D)."""
+        return plain_scores(x[None], context.stats)[0]
+
+    @property
+    def trained_clusters(self) -> int:
+        """The most clusters of the synthetic tables it was meta-trained on
+        (``tasks.options.max_clusters``; `umeta.data.table_priors.MAX_CLUSTERS` without a
+        config)."""
+        options = {} if self.config is None else self.config.tasks.options
+        return int(options.get("max_clusters", MAX_CLUSTERS))
 
     def embedding(self, x: Tensor) -> Tensor:
         """A whole table x (N, D) -> row embeddings (N, e)."""

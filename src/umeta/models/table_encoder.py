@@ -118,6 +118,21 @@ def column_stats(x: Tensor) -> ColumnStats:
                        torch.where(std > 0, std, torch.ones_like(std)))
 
 
+def plain_scores(x: Tensor, stats: ColumnStats) -> Tensor:
+    """Each cell's plain z-score against the context's column mean and standard deviation,
+    clipped to [-8, 8], 0 where a value is missing: ``x`` (B, N, D) -> (B, N, D).
+
+    Examples
+    --------
+    >>> import torch
+    >>> x = torch.tensor([[[1.0], [3.0], [float("nan")]]])
+    >>> plain_scores(x, column_stats(x))[0, :, 0].tolist()
+    [-1.0, 1.0, 0.0]
+    """
+    plain = ((x - stats.mean[:, None]) / stats.std[:, None]).clamp(-8, 8)
+    return plain.masked_fill(~torch.isfinite(x), 0.0)
+
+
 def cell_features(x: Tensor, stats: ColumnStats) -> Tensor:
     """The five per-cell numbers (module docstring) of ``x`` (B, N, D) against ``stats``.
 
@@ -487,9 +502,7 @@ class TableEncoder(nn.Module):
         weights = F.softplus(self.column_weight(columns))  # (B, 1, D, v)
         values = features[..., 1:3]
         if self.standard_values:
-            plain = ((x - stats.mean[:, None]) / stats.std[:, None]).clamp(-8, 8)
-            plain = plain.masked_fill(~torch.isfinite(x), 0.0)
-            values = torch.cat([values, plain[..., None]], -1)
+            values = torch.cat([values, plain_scores(x, stats)[..., None]], -1)
         values = values * weights  # (B, N, D, v)
         if values.shape[2] > self.raw_columns:
             keep = weights.sum(-1)[:, 0].topk(self.raw_columns, dim=-1).indices  # (B, m)
