@@ -5,7 +5,8 @@ Each *case* is one of B8's clustering tables (`b8_tables.clustering_keys`: every
 clustering-data-v1 and B8's pmlb tables) with k given (its number of classes), and two or more
 candidates: a table model (``--checkpoint``, default the built-in one) and the raw values
 (``none``: median-imputed, z-scored columns). :func:`umeta.compare.compare_table_models` clusters
-the table in each candidate's space (k-means) and scores each with every label-free criterion;
+the table in each candidate's space (a model's by the "auto" step of `umeta cluster`, spectral
+clustering with 10 or more rows a cluster; the raw values by k-means) and scores each with every label-free criterion;
 the labels give each candidate's ARI (B8's metric), NMI and clustering accuracy. Per criterion
 and group (collection; k up to 10 or above): the **hit rate** (the criterion's first has the
 highest ARI; ties count as hits, Wilson 95% interval), the **regret** (ARI points, x100, lost

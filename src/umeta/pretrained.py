@@ -68,7 +68,8 @@ SHIPPED: dict[str, ShippedModel] = {
                 "&& umeta export runs/tables_cpu/checkpoints/last.safetensors --out "
                 "src/umeta/weights/builtin-tables.safetensors",
         results=("tables_cpu_metrics.jsonl", "tables_exclusion_b8.json",
-                 "builtin_tables_training_data.md", "b8_tables_builtin.json"),
+                 "builtin_tables_training_data.md", "b8_tables_builtin.json",
+                 "b8_tables_builtin_values.json"),
     ),
     "segmentation": ShippedModel(
         file="builtin-segmentation.safetensors",
