@@ -22,8 +22,9 @@ long, see `umeta.models.table_encoder`) and keeps it as ``context_``; ``predict`
 `umeta.numeric.spectral.SPECTRAL_FIT_ROWS` rows of a longer table is fitted, every other row
 taking its nearest fitted row's label) or k-means
 (``algorithm="kmeans"``: fitted on a seeded sample of `TABLE_FIT_ROWS` rows, every row then
-taking its nearest centre), `MetaEmbedder` PCA on them, and
-`MetaAnomalyDetector` scores rows by the model's outlier logit (``method`` and
+taking its nearest centre); asked for more clusters than the model's synthetic training tables
+had, it clusters the table's standardised values instead (``space_``). `MetaEmbedder` runs PCA
+on the embeddings, and `MetaAnomalyDetector` scores rows by the model's outlier logit (``method`` and
 ``n_neighbors`` are not used).
 """
 
@@ -243,11 +244,12 @@ class MetaClusterer(ClusterMixin, _MetaEstimator):
     algorithm_ : str
         The clustering step run ("kmeans" or "spectral").
     space_ : {"embedding", "values"}
-        Where X was clustered: the model's embedding, or, for a table model asked for more
-        clusters than its synthetic training tables had (``learner_.trained_clusters``, 10 for
-        the built-in one), the table's standardised values (each column's z-score against the
-        model's context rows; `TableLearner.standard_values`), with k-means: outside its
-        training range the model loses to them (README, Tables).
+        Where X was clustered: the model's embedding (X itself without a learner), or, for a
+        table model asked for more clusters than its synthetic training tables had
+        (``learner_.trained_clusters``, 10 for the built-in one), the table's standardised
+        values (each column's z-score against the model's context rows;
+        `TableLearner.standard_values`), with k-means: outside its training range the model
+        loses to them (README, Tables).
     k_range_ : (int, int) or None
         The candidates searched when ``n_clusters`` is None (``k_range``, its top at most
         ``n_samples - 1``); None when ``n_clusters`` was given.

@@ -25,9 +25,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from umeta.data.table_priors import MAX_CLUSTERS
 from umeta.errors import UmetaError
 from umeta.learners.base import LEARNERS, Learner, MetaLoss
-from umeta.data.table_priors import MAX_CLUSTERS
 from umeta.models.table_encoder import TableContext, TableEncoder, plain_scores
 from umeta.progress import progress_bar
 from umeta.tasks.tables import TableBatch
