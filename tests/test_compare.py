@@ -312,6 +312,20 @@ def test_compare_table_models_ranks_by_stability_and_never_reads_the_labels():
     assert "resamples of the rows" in result.verdict()[1]
 
 
+def test_beyond_its_trained_clusters_a_table_model_stands_for_its_standardised_values():
+    x = table_blobs()[0][:, [0, 1, 2, 4]]  # no missing value: both z-scores are the same
+    result = compare_table_models(x, checkpoints=["builtin", "none"], n_clusters=12,
+                                  criteria=("stability", "silhouette"), n_boot=0, device="cpu")
+    model, raw = result.result("builtin"), result.result("values")
+    assert model.description.endswith("as umeta cluster does beyond the 10 clusters it trained on")
+    # the values against the model's context (the whole of a short table) are the raw candidate's
+    assert model.scores == pytest.approx(raw.scores, abs=1e-4)
+    assert np.array_equal(model.labels, raw.labels)
+    within = compare_table_models(x, checkpoints=["builtin", "none"], n_clusters=3, n_boot=0,
+                                  criteria=("stability",), device="cpu")
+    assert "standardised values" not in within.result("builtin").description
+
+
 def test_compare_table_models_subsamples_long_tables_and_estimates_k():
     x, _ = table_blobs()
     result = compare_table_models(x, max_samples=60, n_boot=0, device="cpu", k_range=(2, 5))

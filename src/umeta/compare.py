@@ -15,7 +15,8 @@ where given, are used for scoring only: each candidate's clustering accuracy, NM
 (``"builtin"``, checkpoints trained on past tables with ``umeta train``) and ``"none"``, the raw
 values (median-imputed, z-scored: `umeta.numeric.standardize_columns`); the held-out views hide
 a share of the cells (`umeta.adapt.selection.masked_views`). A table model is meta-trained on
-many past tables, not on the one table at hand, so nothing is trained here.
+many past tables, not on the one table at hand, so nothing is trained here; asked for more
+clusters than it trained on, it stands for its standardised values, as in `umeta cluster`.
 """
 
 from __future__ import annotations
@@ -662,15 +663,25 @@ def compare_table_models(table: Tensor | np.ndarray, *,
     described: dict[str, tuple[str, dict | None]] = {}
     for cand in cands:
         learner = None if cand.kind == "raw" else _load(cand, dev, "tables")
+        # beyond the clusters it trained on, a model's table is clustered on its values, as
+        # `umeta cluster` clusters it (MetaClusterer.space_)
+        values = (learner is not None and n_clusters is not None
+                  and n_clusters > learner.trained_clusters)
 
         def embed(t: Tensor) -> Tensor:
             if learner is None:
                 return standardize_columns(t).float()[scored]
-            return learner.encode_table(t.to(dev), seed=seed)[0].cpu()[scored]
+            z, _, context = learner.encode_table(t.to(dev), seed=seed)
+            return (learner.standard_values(t.to(dev), context).float() if values
+                    else z).cpu()[scored]
 
         features[cand.name] = CandidateFeatures(embed(x), torch.stack([embed(v) for v in views]),
-                                                learned=learner is not None)
-        described[cand.name] = (_describe(learner, cand, "tables"), None)
+                                                learned=learner is not None and not values)
+        what = _describe(learner, cand, "tables")
+        if values:
+            what += (f"; on its standardised values, as umeta cluster does beyond the "
+                     f"{learner.trained_clusters} clusters it trained on")
+        described[cand.name] = (what, None)
     return _rank(cands, features, described, y, scored, len(x), n_clusters, k_range,
                  criterion, criteria, n_boot, seed, notes, 0.0, "rows")
 
