@@ -5,12 +5,13 @@ Each *case* is one of B8's clustering tables (`b8_tables.clustering_keys`: every
 clustering-data-v1 and B8's pmlb tables) with k given (its number of classes), and two or more
 candidates: a table model (``--checkpoint``, default the built-in one) and the raw values
 (``none``: median-imputed, z-scored columns). :func:`umeta.compare.compare_table_models` clusters
-the table in each candidate's space (a model's by the "auto" step of `umeta cluster`, spectral
-clustering with 10 or more rows a cluster; the raw values by k-means) and scores each with every label-free criterion;
-the labels give each candidate's ARI (B8's metric), NMI and clustering accuracy. Per criterion
-and group (collection; k up to 10 or above): the **hit rate** (the criterion's first has the
-highest ARI; ties count as hits, Wilson 95% interval), the **regret** (ARI points, x100, lost
-against the best candidate), Spearman / Kendall, and the **ARI of the pick** (what a user who
+the table in each candidate's space as `umeta cluster` does (a model's by its "auto" step,
+spectral clustering with 10 or more rows a cluster, or on its standardised values beyond the
+clusters it trained on; the raw values by k-means) and scores each with every label-free
+criterion; the labels give each candidate's ARI (B8's metric), NMI and clustering accuracy. Per
+criterion and group (collection; k up to 10 or above): the **hit rate** (the criterion's first
+has the highest ARI; ties count as hits, Wilson 95% interval), the **regret** (ARI points, x100,
+lost against the best candidate), Spearman / Kendall, and the **ARI of the pick** (what a user who
 follows the recommendation gets) against always taking one candidate (MetaOD's global best) and
 the oracle. Leave-data-set-out as B8: no model may have trained on an evaluated table or a
 near-copy of it (checked by name and content hash from the checkpoint's training tables, with

@@ -6,7 +6,8 @@
 # gpu_xdomain_round2.sh wrote nothing and no checkpoint twice (run four at once); this runs one,
 # with Python's faulthandler on, so that a run stopped by its timeout (SIGABRT) leaves the stack
 # of where it stood in its log.
-# B6 clusters with ALGORITHM (default spectral: the step "auto" gives a user on B6's 10 images a cluster).
+# B6 clusters with ALGORITHM (default spectral: the step "auto" gives a user on B6's 10 images
+# a cluster).
 # Usage: OUT=dir UMETA_SHARED_DATA=dir [CAND=style] [STEPS=25000] [TIME_LIMIT=180] [ALGORITHM=spectral] \
 #   bash benchmarks/gpu_style_candidate.sh
 set -u
@@ -30,8 +31,8 @@ echo "train exit $? after $(($(date +%s) - start)) s" | tee -a "$OUT/train_$CAND
 cp "$RUN/metrics.jsonl" "$OUT/xdomain_psco_${CAND}_metrics.jsonl" || exit
 python -m umeta export "$RUN/checkpoints/last.safetensors" --out "$MODEL" || exit
 timeout 240 python benchmarks/b6_xdomain.py --checkpoint builtin --checkpoint "$MODEL" \
-  --space "$SPACES" --algorithm "$ALGORITHM" --tasks 200 --data-dir "$DATA/xdomain" --out "$OUT/b6_xdomain_$CAND.json" \
-  >"$OUT/b6_$CAND.log" 2>&1
+  --space "$SPACES" --algorithm "$ALGORITHM" --tasks 200 --data-dir "$DATA/xdomain" \
+  --out "$OUT/b6_xdomain_$CAND.json" >"$OUT/b6_$CAND.log" 2>&1
 echo "b6 exit $? after $(($(date +%s) - start)) s"
 timeout 40 python benchmarks/b7_one_shot.py --checkpoint "$MODEL" --space "$SPACES" \
   --runs "$DATA/omniglot/one_shot_runs.zip" --out "$OUT/b7_one_shot_$CAND.json" >"$OUT/b7_$CAND.log" 2>&1

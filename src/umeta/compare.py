@@ -48,7 +48,7 @@ from umeta.learners.base import Learner
 from umeta.metrics import clustering_scores
 from umeta.numeric.clustering import check_cluster_count, estimate_n_clusters
 from umeta.numeric.columns import standardize_columns
-from umeta.numeric.random import check_seed, seeded_generator
+from umeta.numeric.random import check_seed, seeded_subset
 from umeta.params import Interval, Pair, check_params
 from umeta.pretrained import BUILTIN, load_builtin
 from umeta.recipes import COMPARE_TASKS, compare_config
@@ -422,11 +422,10 @@ def _scored_rows(n: int, max_samples: int, seed: int, unit: str,
                  notes: list[str]) -> Tensor:
     """Sorted indices (M,) of the samples scored: all ``n``, or a seeded subsample of
     ``max_samples`` (said in ``notes``)."""
-    gen = seeded_generator(seed, torch.device("cpu"))
     if n <= max_samples:
         return torch.arange(n)
     notes.append(f"scored on a seeded subsample of {max_samples} of the {n} {unit}")
-    return torch.randperm(n, generator=gen)[:max_samples].sort().values
+    return seeded_subset(torch.arange(n), max_samples, seed)
 
 
 def _describe(learner: Learner | None, cand: Candidate, data_kind: str = "images") -> str:
@@ -665,15 +664,14 @@ def compare_table_models(table: Tensor | np.ndarray, *,
         learner = None if cand.kind == "raw" else _load(cand, dev, "tables")
         # beyond the clusters it trained on, a model's table is clustered on its values, as
         # `umeta cluster` clusters it (MetaClusterer.space_)
-        values = (learner is not None and n_clusters is not None
-                  and n_clusters > learner.trained_clusters)
+        values = learner is not None and learner.clusters_on_values(n_clusters)
 
         def embed(t: Tensor) -> Tensor:
             if learner is None:
                 return standardize_columns(t).float()[scored]
-            z, _, context = learner.encode_table(t.to(dev), seed=seed)
-            return (learner.standard_values(t.to(dev), context).float() if values
-                    else z).cpu()[scored]
+            t = t.to(dev)
+            z, _, context = learner.encode_table(t, seed=seed)
+            return (learner.standard_values(t, context).float() if values else z).cpu()[scored]
 
         features[cand.name] = CandidateFeatures(embed(x), torch.stack([embed(v) for v in views]),
                                                 learned=learner is not None and not values)

@@ -24,8 +24,8 @@ taking its nearest fitted row's label) or k-means
 (``algorithm="kmeans"``: fitted on a seeded sample of `TABLE_FIT_ROWS` rows, every row then
 taking its nearest centre); asked for more clusters than the model's synthetic training tables
 had, it clusters the table's standardised values instead (``space_``). `MetaEmbedder` runs PCA
-on the embeddings, and `MetaAnomalyDetector` scores rows by the model's outlier logit (``method`` and
-``n_neighbors`` are not used).
+on the embeddings, and `MetaAnomalyDetector` scores rows by the model's outlier logit
+(``method`` and ``n_neighbors`` are not used).
 """
 
 from __future__ import annotations
@@ -338,7 +338,7 @@ class MetaClusterer(ClusterMixin, _MetaEstimator):
                                  "{param} fine-tunes image models; a table model reads each "
                                  "table as it is: set {param} to 0")
             rows, data, learner = data, self._fit_table(data, seed)[0], None
-            if self.n_clusters is not None and self.n_clusters > self.learner_.trained_clusters:
+            if self.learner_.clusters_on_values(self.n_clusters):
                 self.space_, data = "values", self.learner_.standard_values(rows, self.context_)
         if self.finetune_steps:
             if self.learner_ is None:

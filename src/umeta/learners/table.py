@@ -198,6 +198,12 @@ class TableLearner(Learner):
         options = {} if self.config is None else self.config.tasks.options
         return int(options.get("max_clusters", MAX_CLUSTERS))
 
+    def clusters_on_values(self, n_clusters: int | None) -> bool:
+        """Whether a table asked for ``n_clusters`` (None: estimated) is clustered on its
+        :meth:`standard_values` rather than on the embedding: beyond :attr:`trained_clusters`,
+        outside the range the model was trained on."""
+        return n_clusters is not None and n_clusters > self.trained_clusters
+
     def embedding(self, x: Tensor) -> Tensor:
         """A whole table x (N, D) -> row embeddings (N, e)."""
         return self.backbone.encode(x)[0]
