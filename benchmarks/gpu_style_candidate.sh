@@ -8,6 +8,8 @@
 # of where it stood in its log.
 # B6 clusters with ALGORITHM (default spectral: the step "auto" gives a user on B6's 10 images
 # a cluster).
+# STEPS=auto first times 300 steps and sets the steps that fill TIME_LIMIT, so that the cosine
+# schedule ends with the time (a backbone of unknown speed, e.g. CAND=both_resnet12).
 # Usage: OUT=dir UMETA_SHARED_DATA=dir [CAND=style] [STEPS=25000] [TIME_LIMIT=180] [ALGORITHM=spectral] \
 #   bash benchmarks/gpu_style_candidate.sh
 set -u
@@ -23,10 +25,20 @@ SPACES=embedding,embedding+block2+block3
 export PYTHONPATH=src PYTHONUNBUFFERED=1 PYTHONFAULTHANDLER=1
 mkdir -p "$OUT"
 start=$(date +%s)
-timeout -s ABRT $((LIMIT + 120)) python -m umeta train --config "configs/xdomain_psco_$CAND.toml" \
-  --run-dir "$RUN" --steps "$STEPS" --set run.cuda_graph=true --set run.checkpoint_every="$STEPS" \
-  --set run.time_limit_s="$LIMIT" --set data.data_dir="$DATA/omniglot" --set data.download=false \
-  --no-progress >"$OUT/train_$CAND.log" 2>&1
+TRAIN=(--config "configs/xdomain_psco_$CAND.toml" --set run.cuda_graph=true
+       --set data.data_dir="$DATA/omniglot" --set data.download=false --no-progress)
+if [ "$STEPS" = auto ]; then
+  rm -rf "${RUN}_probe"
+  timeout 240 python -m umeta train "${TRAIN[@]}" --run-dir "${RUN}_probe" --steps 300 \
+    --set run.log_every=100 >"$OUT/probe_$CAND.log" 2>&1 || exit
+  cp "${RUN}_probe/metrics.jsonl" "$OUT/xdomain_psco_${CAND}_probe_metrics.jsonl"
+  STEPS=$(python -c "import json,sys; r=json.loads(open(sys.argv[1]).readlines()[-1])['tasks_per_s']
+print(max(100, int(0.95 * float(sys.argv[2]) * r)))" "${RUN}_probe/metrics.jsonl" "$LIMIT") || exit
+  echo "probe: $STEPS steps fill $LIMIT s" | tee -a "$OUT/probe_$CAND.log"
+fi
+timeout -s ABRT $((LIMIT + 120)) python -m umeta train "${TRAIN[@]}" --run-dir "$RUN" \
+  --steps "$STEPS" --set run.checkpoint_every="$STEPS" --set run.time_limit_s="$LIMIT" \
+  >"$OUT/train_$CAND.log" 2>&1
 echo "train exit $? after $(($(date +%s) - start)) s" | tee -a "$OUT/train_$CAND.log"
 cp "$RUN/metrics.jsonl" "$OUT/xdomain_psco_${CAND}_metrics.jsonl" || exit
 python -m umeta export "$RUN/checkpoints/last.safetensors" --out "$MODEL" || exit

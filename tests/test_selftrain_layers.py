@@ -117,6 +117,18 @@ def test_layer_embedding_is_the_blocks_output():
                        learner.backbone.features[9].running_mean)
 
 
+def test_resnet12_blocks_are_its_residual_blocks():
+    cfg = TrainConfig()
+    cfg.model.backbone, cfg.model.hidden = "resnet12", 4
+    torch.manual_seed(0)
+    learner = build_learner(cfg, (1, 16, 16)).eval()
+    assert block_outputs(learner) == [f"backbone.features.{i}" for i in range(4)]
+    x = _two_groups()
+    with torch.no_grad():
+        expected = learner.backbone.features[:2](x).flatten(1)
+    assert torch.allclose(LayerEmbedding(learner, 2).embed(x), expected)
+
+
 def test_layer_embedding_errors():
     learner = _learner()
     with pytest.raises(UmetaError, match="blocks 1 .. 4"):

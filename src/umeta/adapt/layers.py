@@ -29,8 +29,9 @@ class _Reached(Exception):
 def block_outputs(learner: Learner) -> list[str]:
     """Names (as in ``learner.named_modules()``) of the outputs of the backbone's blocks.
 
-    Conv4 (``backbone.features``: conv, norm, pool, ReLU per block): each block's ReLU. A
-    backbone with a ``blocks`` or ``layers`` container: each of its children.
+    Conv4 (``backbone.features``: conv, norm, pool, ReLU per block): each block's ReLU.
+    ResNet-12 (``backbone.features``: one residual block per child): each child. A backbone
+    with a ``blocks`` or ``layers`` container: each of its children.
     """
     backbone = learner.backbone
     features = getattr(backbone, "features", None)
@@ -38,6 +39,8 @@ def block_outputs(learner: Learner) -> list[str]:
         names = [f"backbone.features.{i}" for i, m in enumerate(features) if isinstance(m, nn.ReLU)]
         if names:
             return names
+        if not any(isinstance(m, (nn.Conv2d, nn.Linear)) for m in features.children()):
+            return [f"backbone.features.{i}" for i in range(len(features))]
     for attr in ("blocks", "layers"):
         container = getattr(backbone, attr, None)
         if isinstance(container, (nn.Sequential, nn.ModuleList)):
