@@ -10,8 +10,9 @@
 # a cluster).
 # STEPS=auto first times 300 steps and sets the steps that fill TIME_LIMIT, so that the cosine
 # schedule ends with the time (a backbone of unknown speed, e.g. CAND=both_resnet12).
+# B6_BUILTIN=0 leaves the shipped model out of B6 (a minute less; its rows are in earlier files).
 # Usage: OUT=dir UMETA_SHARED_DATA=dir [CAND=style] [STEPS=25000] [TIME_LIMIT=180] [ALGORITHM=spectral] \
-#   bash benchmarks/gpu_style_candidate.sh
+#   [B6_BUILTIN=1] bash benchmarks/gpu_style_candidate.sh
 set -u
 OUT=${OUT:?set OUT}
 DATA=${UMETA_SHARED_DATA:?set UMETA_SHARED_DATA}
@@ -42,7 +43,9 @@ timeout -s ABRT $((LIMIT + 120)) python -m umeta train "${TRAIN[@]}" --run-dir "
 echo "train exit $? after $(($(date +%s) - start)) s" | tee -a "$OUT/train_$CAND.log"
 cp "$RUN/metrics.jsonl" "$OUT/xdomain_psco_${CAND}_metrics.jsonl" || exit
 python -m umeta export "$RUN/checkpoints/last.safetensors" --out "$MODEL" || exit
-timeout 240 python benchmarks/b6_xdomain.py --checkpoint builtin --checkpoint "$MODEL" \
+BASE=(--checkpoint builtin)
+[ "${B6_BUILTIN:-1}" = 0 ] && BASE=()
+timeout 240 python benchmarks/b6_xdomain.py "${BASE[@]}" --checkpoint "$MODEL" \
   --space "$SPACES" --algorithm "$ALGORITHM" --tasks 200 --data-dir "$DATA/xdomain" \
   --out "$OUT/b6_xdomain_$CAND.json" >"$OUT/b6_$CAND.log" 2>&1
 echo "b6 exit $? after $(($(date +%s) - start)) s"
