@@ -25,6 +25,7 @@ MODEL=$OUT/xdomain_psco_$CAND.safetensors
 SPACES=embedding,embedding+block2+block3
 export PYTHONPATH=src PYTHONUNBUFFERED=1 PYTHONFAULTHANDLER=1
 mkdir -p "$OUT"
+rm -rf "$RUN"  # a fresh run each time (a warm machine keeps runs/)
 start=$(date +%s)
 TRAIN=(--config "configs/xdomain_psco_$CAND.toml" --set run.cuda_graph=true
        --set data.data_dir="$DATA/omniglot" --set data.download=false --no-progress)
