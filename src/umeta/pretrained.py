@@ -53,12 +53,12 @@ class ShippedModel:
 SHIPPED: dict[str, ShippedModel] = {
     "images": ShippedModel(
         file="builtin-images.safetensors",
-        sha256="73776264641eeadae03c1a9d2e4f6fc42b220a499f7fd134de91e037d244aaa4",
-        command="OUT=dir UMETA_SHARED_DATA=dir STEPS=25000 bash benchmarks/gpu_xdomain_final.sh",
-        results=("xdomain_psco_both_25000_metrics.jsonl", "b6_xdomain_psco_both.json",
-                 "b7_one_shot_xdomain_psco_both.json", "b1_xdomain_psco_both.json",
-                 "b2_clustering_xdomain_psco_both.json", "xdomain_ablation.json",
-                 "b6_spaces_builtin.json", "b7_one_shot_round2.json"),
+        sha256="8013effeb32868ea626e5022a8a2a0a2db9c7f55f866c0b7b59e33fa7faa92b3",
+        command="OUT=dir UMETA_SHARED_DATA=dir CAND=both_resnet12 STEPS=36000 TIME_LIMIT=450 "
+                "B6_BUILTIN=0 bash benchmarks/gpu_style_candidate.sh",
+        results=("xdomain_psco_both_resnet12_36000_metrics.jsonl",
+                 "b6_xdomain_both_resnet12_36000.json", "b7_one_shot_both_resnet12_36000.json",
+                 "b2_clustering_resnet12_36000_gpu.json", "b6_spaces_builtin.json"),
         space="embedding+block2+block3",
     ),
     "tables": ShippedModel(
