@@ -58,7 +58,8 @@ SHIPPED: dict[str, ShippedModel] = {
                 "B6_BUILTIN=0 bash benchmarks/gpu_style_candidate.sh",
         results=("xdomain_psco_both_resnet12_36000_metrics.jsonl",
                  "b6_xdomain_both_resnet12_36000.json", "b7_one_shot_both_resnet12_36000.json",
-                 "b2_clustering_resnet12_36000_gpu.json", "b6_spaces_builtin.json"),
+                 "b2_clustering_resnet12_36000_gpu.json", "b6_spaces_builtin.json",
+                 "b9_robustness_resnet12.json"),
         space="embedding+block2+block3",
     ),
     "tables": ShippedModel(
