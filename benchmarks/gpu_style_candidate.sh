@@ -34,8 +34,7 @@ if [ "$STEPS" = auto ]; then
   timeout 240 python -m umeta train "${TRAIN[@]}" --run-dir "${RUN}_probe" --steps 300 \
     --set run.log_every=100 >"$OUT/probe_$CAND.log" 2>&1 || exit
   cp "${RUN}_probe/metrics.jsonl" "$OUT/xdomain_psco_${CAND}_probe_metrics.jsonl"
-  STEPS=$(python -c "import json,sys; r=json.loads(open(sys.argv[1]).readlines()[-1])['tasks_per_s']
-print(max(100, int(0.95 * float(sys.argv[2]) * r)))" "${RUN}_probe/metrics.jsonl" "$LIMIT") || exit
+  STEPS=$(python benchmarks/steps_for_budget.py "${RUN}_probe" "$LIMIT") || exit
   echo "probe: $STEPS steps fill $LIMIT s" | tee -a "$OUT/probe_$CAND.log"
 fi
 timeout -s ABRT $((LIMIT + 120)) python -m umeta train "${TRAIN[@]}" --run-dir "$RUN" \

@@ -44,16 +44,7 @@ if [ "$STEPS" = auto ]; then
     --steps $((START + 60)) --set run.log_every=20 --data-dir "$DATA" --device "$DEVICE" \
     $TRAIN_SET --no-progress || exit
   cp "${RUN}_probe/metrics.jsonl" "$OUT/tables_gpu_probe_metrics.jsonl"
-  STEPS=$(python - "${RUN}_probe" "$TRAIN_S" "$START" <<'PY'
-import json, sys
-run, budget, start = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
-batch = json.load(open(f"{run}/config.json"))["optim"]["meta_batch"]
-rates = [json.loads(line)["tasks_per_s"] for line in open(f"{run}/metrics.jsonl")
-         if '"tasks_per_s"' in line and json.loads(line)["step"] > start]
-rate = min(rates[1:]) if len(rates) > 1 else rates[-1]  # the first window warms up
-print(start + max(100, int(0.95 * budget * rate / batch)))
-PY
-) || exit
+  STEPS=$(python benchmarks/steps_for_budget.py "${RUN}_probe" "$TRAIN_S" "$START") || exit
 fi
 echo "training $STEPS steps (at most $TRAIN_S s)"
 timeout $((TRAIN_S + 150)) python -m umeta train "${SETTINGS[@]}" --run-dir "$RUN" \
