@@ -11,8 +11,9 @@
 # RESUME=run_dir instead continues that run (its own settings; e.g. runs/tables_cpu, the CPU run
 # of the shipped model, carried to the GPU machine) on the GPU for TRAIN_S more seconds: the probe
 # times 60 steps past its last one, and its cosine schedule is stretched to the new step count.
+# CONFIG trains another config the same way (default configs/tables_gpu.toml).
 # Usage: OUT=dir UMETA_SHARED_DATA=dir [TRAIN_S=300] [STEPS=auto] [RESUME=run_dir] \
-#   bash benchmarks/gpu_tables.sh
+#   [CONFIG=configs/tables_gpu.toml] bash benchmarks/gpu_tables.sh
 # (a CPU smoke test: DEVICE=cpu TRAIN_SET="--set optim.meta_batch=4 ..." TRAIN_S=20 CHECK_TABLES=2)
 # Writes: $OUT/builtin-tables.safetensors (+ .sha256), $OUT/tables_gpu_metrics.jsonl,
 # $OUT/tables_gpu_probe_metrics.jsonl, $OUT/tables_check_gpu.json, $OUT/tables_gpu_train.log
@@ -37,7 +38,7 @@ if [ -n "$RESUME" ]; then
     "$RUN/metrics.jsonl") || exit
   SETTINGS=(--resume)
 else
-  SETTINGS=(--config configs/tables_gpu.toml)
+  SETTINGS=(--config "${CONFIG:-configs/tables_gpu.toml}")
 fi
 if [ "$STEPS" = auto ]; then
   timeout 150 python -m umeta train "${SETTINGS[@]}" --run-dir "${RUN}_probe" \

@@ -105,11 +105,32 @@ def test_prior_tables_of_many_clusters():
     assert default.n_clusters.max() <= 10
 
 
+def test_plain_prior_tables_are_linear_maps_of_two_or_three_axes():
+    """plain_share 1: no missing value, no category, every column informative, and the
+    standardised columns of each table of rank 2 or 3 up to float32 rounding (a linear map of
+    its latent shapes, then a scale and an offset per column); plain_share 0 draws what the
+    default draws."""
+    plain = sample_prior_tables(12, 300, 7, torch.Generator().manual_seed(6), outlier_share=0.0,
+                                plain_share=1.0)
+    assert not torch.isnan(plain.x).any() and not plain.categorical.any()
+    assert plain.informative.all()
+    for t in range(12):
+        x = plain.x[t].double()
+        x = (x - x.mean(0)) / x.std(0)
+        energy = torch.linalg.svdvals(x) ** 2
+        assert energy[:3].sum() / energy.sum() > 0.9999 and energy[1] / energy.sum() > 0.01
+    default = sample_prior_tables(4, 50, 3, torch.Generator().manual_seed(5))
+    zero = sample_prior_tables(4, 50, 3, torch.Generator().manual_seed(5), plain_share=0.0)
+    assert torch.equal(torch.nan_to_num(default.x, 1e9), torch.nan_to_num(zero.x, 1e9))
+
+
 def test_prior_argument_errors():
     with pytest.raises(UmetaError, match="n_rows >= 4"):
         sample_prior_tables(1, 2, 3, torch.Generator())
     with pytest.raises(UmetaError, match="max_clusters must be in"):
         sample_prior_tables(1, 50, 3, torch.Generator(), max_clusters=5)
+    with pytest.raises(UmetaError, match="plain_share must be in"):
+        sample_prior_tables(1, 50, 3, torch.Generator(), plain_share=1.5)
 
 
 # ----------------------------------------------------------------------------- tasks

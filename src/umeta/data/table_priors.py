@@ -33,6 +33,12 @@ columns in many forms:
    nominal), a random scale (1e-2 .. 1e3) and offset per column, missing values (MCAR, up to
    20 % of the cells in a share of the tables), and the columns in random order.
 
+5. **Plain tables** (share ``plain_share``, 0 by default): the low-dimensional shapes of
+   clustering benchmarks as they are measured, where the empty space between clusters is what
+   tells them apart: 2 or 3 latent axes (at most D), non-convex shapes in every table (shells,
+   arcs, nested rings), every column a linear map of the latent points, with no warp,
+   categories, rounding, class codes, noise columns or missing values (scale and offset stay).
+
 Everything is drawn from one ``torch.Generator``: the same generator state gives the same
 tables.
 """
@@ -106,10 +112,11 @@ def _standardise(x: Tensor, dim: int = 1) -> Tensor:
     return (x - x.mean(dim, keepdim=True)) / (x.std(dim, keepdim=True) + 1e-6)
 
 
-def _latent_points(gen, t, n, k, latent, device, kmax=MAX_CLUSTERS):
+def _latent_points(gen, t, n, k, latent, device, kmax=MAX_CLUSTERS, plain=None):
     """Cluster labels (T, N), latent points (T, N, L_MAX) with the unused axes zero, and
     what makes local and clustered outliers: centres (T, K, L), per-cluster maps (T, K, L, L),
-    per-cluster scales (T, K); ``K = kmax``, the most clusters a table may have."""
+    per-cluster scales (T, K); ``K = kmax``, the most clusters a table may have. ``plain``
+    (T,) bool, or None: tables whose clusters are non-convex shapes in every case."""
     slots = torch.arange(kmax, device=device)
     spread = _uniform(gen, (t, 1), 0.0, 1.5, device)
     weights = torch.exp(spread * torch.randn(t, kmax, generator=gen, device=device))
@@ -137,6 +144,9 @@ def _latent_points(gen, t, n, k, latent, device, kmax=MAX_CLUSTERS):
     # shapes: 0 blob, 1 shell, 2 arc (not in one latent dimension, where they would split)
     nonconvex = (torch.rand(t, 1, generator=gen, device=device) < 0.5).float() \
         * (latent[:, None] > 1).float() * _uniform(gen, (t, 1), 0.3, 1.0, device)
+    if plain is not None:
+        nonconvex = torch.where(plain[:, None], _uniform(gen, (t, 1), 0.6, 1.0, device),
+                                nonconvex)
     shape_probs = torch.stack([1 - nonconvex, nonconvex / 2, nonconvex / 2], -1)  # (T, 1, 3)
     shape = _choice(gen, shape_probs.expand(t, kmax, _SHAPES).reshape(-1, _SHAPES),
                     1).view(t, kmax)
@@ -199,9 +209,10 @@ def _outliers(gen, z, y, centers, maps, scale, axes, rate):
     return outlier, kind, z
 
 
-def _informative_columns(gen, z, d):
+def _informative_columns(gen, z, d, plain=None):
     """Columns (T, N, D) that depend on the latent points: a random linear map or a random
-    one-hidden-layer network, each column standardised."""
+    one-hidden-layer network (never for the ``plain`` (T,) tables), each column
+    standardised."""
     t, n, latent = z.shape
     device = z.device
     w = torch.randn(t, latent, d, generator=gen, device=device) / math.sqrt(latent)
@@ -216,6 +227,8 @@ def _informative_columns(gen, z, d):
     hidden = acts.gather(0, which[None, :, None, None].expand(1, t, n, _HIDDEN))[0]
     network = hidden @ w2 + 0.3 * linear
     nonlinear = torch.rand(t, 1, 1, generator=gen, device=device) < 0.5
+    if plain is not None:
+        nonlinear = nonlinear & ~plain[:, None, None]
     return _standardise(torch.where(nonlinear, network, linear), 1)
 
 
@@ -280,7 +293,8 @@ def _class_codes(gen, y: Tensor, kind: Tensor, k: Tensor, d: int,
 
 def sample_prior_tables(num_tasks: int, n_rows: int, n_cols: int, generator: torch.Generator,
                         *, outlier_share: float = 0.5, max_outlier_rate: float = 0.15,
-                        max_clusters: int = MAX_CLUSTERS) -> PriorTables:
+                        max_clusters: int = MAX_CLUSTERS, plain_share: float = 0.0
+                        ) -> PriorTables:
     """Draw ``num_tasks`` synthetic tables of ``n_rows`` x ``n_cols`` (module docstring).
 
     Parameters
@@ -295,6 +309,9 @@ def sample_prior_tables(num_tasks: int, n_rows: int, n_cols: int, generator: tor
         The outlier rate of a table with outliers is uniform in [0.01, max_outlier_rate].
     max_clusters : int
         Most clusters of a table, 10 .. 64 (above 10: module docstring, step 1).
+    plain_share : float
+        Share of plain tables (module docstring, step 5). At 0 no draw is made for them, so
+        the tables are those of a generator without this option.
 
     Returns
     -------
@@ -318,6 +335,8 @@ def sample_prior_tables(num_tasks: int, n_rows: int, n_cols: int, generator: tor
     if not 0.0 <= outlier_share <= 1.0 or not 0.01 <= max_outlier_rate <= 0.5:
         raise UmetaError(f"outlier_share must be in [0, 1] and max_outlier_rate in [0.01, 0.5]; "
                          f"got {outlier_share}, {max_outlier_rate}")
+    if not 0.0 <= plain_share <= 1.0:
+        raise UmetaError(f"plain_share must be in [0, 1]; got {plain_share}")
     gen, t, n, d = generator, num_tasks, n_rows, n_cols
     device = gen.device
     k = torch.randint(2, MAX_CLUSTERS + 1, (t,), generator=gen, device=device)
@@ -328,7 +347,13 @@ def sample_prior_tables(num_tasks: int, n_rows: int, n_cols: int, generator: tor
         k = torch.where(many, more, k)
     latent = torch.minimum(torch.randint(1, MAX_LATENT + 1, (t,), generator=gen, device=device),
                            torch.full((t,), max(d, 1), device=device))
-    y, z, centers, maps, scale, axes = _latent_points(gen, t, n, k, latent, device, max_clusters)
+    plain = None
+    if plain_share > 0:
+        plain = torch.rand(t, generator=gen, device=device) < plain_share
+        shape_axes = torch.randint(2, 4, (t,), generator=gen, device=device)
+        latent = torch.where(plain, torch.clamp(shape_axes, max=max(d, 1)), latent)
+    y, z, centers, maps, scale, axes = _latent_points(gen, t, n, k, latent, device, max_clusters,
+                                                      plain)
     with_outliers = torch.rand(t, generator=gen, device=device) < outlier_share
     rate = with_outliers * _uniform(gen, (t,), 0.01, max_outlier_rate, device)
     outlier, kind, z = _outliers(gen, z, y, centers, maps, scale, axes, rate)
@@ -343,8 +368,12 @@ def sample_prior_tables(num_tasks: int, n_rows: int, n_cols: int, generator: tor
     informative = ~coded & (role_draw < share_informative)
     informative[:, 0] |= ~coded[:, 0]
     redundant = ~coded & ~informative & (role_draw < share_informative + share_redundant)
+    if plain is not None:
+        coded = coded & ~plain[:, None]
+        informative = informative | plain[:, None]
+        redundant = redundant & ~plain[:, None]
 
-    columns = _informative_columns(gen, z, d)
+    columns = _informative_columns(gen, z, d, plain)
     # dependency outliers: each informative column takes the value of another random row
     donors = torch.randint(0, n, (t, n, d), generator=gen, device=device)
     swapped = columns.gather(1, donors)
@@ -363,12 +392,17 @@ def sample_prior_tables(num_tasks: int, n_rows: int, n_cols: int, generator: tor
     x = torch.where(informative[:, None], columns,
                     torch.where(redundant[:, None], combos, _standardise(noise, 1)))
 
-    x = _warp(gen, x)
+    warped = _warp(gen, x)
+    x = warped if plain is None else torch.where(plain[:, None, None], x, warped)
     share_categorical = (torch.rand(t, 1, generator=gen, device=device) < 0.4) \
         * _uniform(gen, (t, 1), 0.0, 0.6, device)
     categorical = torch.rand(t, d, generator=gen, device=device) < share_categorical
+    if plain is not None:
+        categorical = categorical & ~plain[:, None]
     x = torch.where(categorical[:, None], _categories(gen, x), x)
     rounded = ~categorical & (torch.rand(t, d, generator=gen, device=device) < 0.15)
+    if plain is not None:
+        rounded = rounded & ~plain[:, None]
     steps = _uniform(gen, (t, 1, d), 1.0, 6.0, device)
     x = torch.where(rounded[:, None], torch.round(_standardise(x, 1) * steps), x)
     numeric = ~categorical[:, None]
@@ -382,6 +416,8 @@ def sample_prior_tables(num_tasks: int, n_rows: int, n_cols: int, generator: tor
     missing_rate = (torch.rand(t, 1, 1, generator=gen, device=device) < 0.3) \
         * _uniform(gen, (t, 1, 1), 0.0, 0.2, device)
     missing = torch.rand(t, n, d, generator=gen, device=device) < missing_rate
+    if plain is not None:
+        missing = missing & ~plain[:, None, None]
     missing[:, 0] = False  # no column is missing everywhere
     x = torch.where(missing, torch.full_like(x, float("nan")), x)
 

@@ -92,6 +92,8 @@ class TableTasks:
         Largest share of outlier rows in a table.
     max_clusters : int
         Most clusters of a synthetic table (`umeta.data.table_priors.sample_prior_tables`).
+    plain_share : float
+        Share of the synthetic tables that are plain low-dimensional shapes (same function).
 
     Examples
     --------
@@ -110,13 +112,14 @@ class TableTasks:
                  max_rows: int = 1024, min_columns: int = 2, max_columns: int = 32,
                  real_share: float = 0.5, outlier_share: float = 0.5,
                  real_outlier_share: float = 0.5, max_outlier_rate: float = 0.15,
-                 max_clusters: int = MAX_CLUSTERS) -> None:
+                 max_clusters: int = MAX_CLUSTERS, plain_share: float = 0.0) -> None:
         if not 32 <= min_rows <= max_rows or not 1 <= min_columns <= max_columns:
             raise UmetaError(f"table tasks need 32 <= min_rows <= max_rows and 1 <= min_columns "
                              f"<= max_columns; got rows {min_rows}..{max_rows}, columns "
                              f"{min_columns}..{max_columns}")
         for name, value in (("real_share", real_share), ("outlier_share", outlier_share),
-                            ("real_outlier_share", real_outlier_share)):
+                            ("real_outlier_share", real_outlier_share),
+                            ("plain_share", plain_share)):
             if not 0.0 <= value <= 1.0:
                 raise UmetaError(f"tasks.options.{name} must be in [0, 1]; got {value}")
         if not 0.01 <= max_outlier_rate <= 0.5:
@@ -138,6 +141,7 @@ class TableTasks:
         self.real_outlier_share = float(real_outlier_share)
         self.max_outlier_rate = float(max_outlier_rate)
         self.max_clusters = int(max_clusters)
+        self.plain_share = float(plain_share)
         self._shapes = np.array([t.x.shape for t in data.tables], dtype=np.int64).reshape(-1, 2)
 
     def state_dict(self) -> dict:
@@ -160,7 +164,8 @@ class TableTasks:
             prior = sample_prior_tables(num_tasks - n_real, n, d, self.generator,
                                         outlier_share=self.outlier_share,
                                         max_outlier_rate=self.max_outlier_rate,
-                                        max_clusters=self.max_clusters)
+                                        max_clusters=self.max_clusters,
+                                        plain_share=self.plain_share)
             has_outliers = prior.outlier.any(1) & ~prior.outlier.all(1)
             parts.append((prior.x, prior.y, prior.outlier, torch.ones_like(has_outliers),
                           has_outliers))
