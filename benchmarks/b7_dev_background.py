@@ -16,13 +16,12 @@ so the error rates here are lower than on B7; they serve to rank heads and space
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
-from b7_one_shot import OneShotRun, error_rates
+from b7_one_shot import OneShotRun, default_zip, error_rates
 
 from umeta.adapt.layers import in_space
 from umeta.build import load_learner, resolve_device
@@ -63,17 +62,14 @@ def main() -> None:
                         help="spaces, comma-separated (as b7_one_shot.py --space)")
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--data-dir", help="folder of images_background.npz (default "
-                                           "$UMETA_SHARED_DATA/omniglot or ../shared/data/omniglot)")
+    parser.add_argument("--data-dir", help="folder of images_background.npz (default: the "
+                                           "folder of b7_one_shot.py's runs zip)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     start = time.perf_counter()
     device = resolve_device(args.device)
-    shared = os.environ.get("UMETA_SHARED_DATA")
-    data = Path(args.data_dir) if args.data_dir else (
-        Path(shared) / "omniglot" if shared
-        else Path(__file__).resolve().parents[2] / "shared" / "data" / "omniglot")
+    data = Path(args.data_dir) if args.data_dir else default_zip().parent
     path = builtin_checkpoint() if args.checkpoint == BUILTIN else Path(args.checkpoint)
     learner = load_learner(path, device)
     runs = background_runs(data / "images_background.npz", args.runs,

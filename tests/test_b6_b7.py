@@ -319,3 +319,26 @@ def test_official_runs_are_evaluation_drawings_with_consistent_labels(shared_dat
     for run in runs[:2]:
         for q, label in zip(run.test, run.test_labels):
             assert character(q) & character(run.training[label])
+
+
+def test_background_dev_runs_are_within_one_alphabet_with_two_drawers(shared_data):
+    """B7's DEV runs: 20 characters of one background alphabet, the training images from one
+    drawer and the test images from another, labels pointing at the right character."""
+    import b7_dev_background as dev
+    from umeta.data.omniglot import read_omniglot_npz
+
+    npz = shared_data / "omniglot" / "images_background.npz"
+    ink, names = read_omniglot_npz(npz)
+    runs = dev.background_runs(npz, 3, 28, seed=0)
+    assert len(runs) == 3 and len({r.name for r in runs}) == 3
+    small = resize_ink(ink, 28)
+    for run in runs:
+        assert run.training.shape == run.test.shape == (dev.WAYS, 1, 28, 28)
+        assert sorted(run.test_labels.tolist()) == list(range(dev.WAYS))
+        rows = [int(np.flatnonzero((small == run.training[i, 0]).all(-1).all(-1).any(1))[0])
+                for i in range(dev.WAYS)]
+        assert len({names[r].split("/")[0] for r in rows}) == 1  # one alphabet
+        for q, label in enumerate(run.test_labels.tolist()):
+            drawings = (small[rows[label]] == run.test[q, 0]).all(-1).all(-1)
+            assert drawings.any()  # the test image is a drawing of its labelled character
+            assert not torch.equal(run.test[q], run.training[label])  # another drawer's
