@@ -116,7 +116,8 @@ def _latent_points(gen, t, n, k, latent, device, kmax=MAX_CLUSTERS, plain=None):
     """Cluster labels (T, N), latent points (T, N, L_MAX) with the unused axes zero, and
     what makes local and clustered outliers: centres (T, K, L), per-cluster maps (T, K, L, L),
     per-cluster scales (T, K); ``K = kmax``, the most clusters a table may have. ``plain``
-    (T,) bool, or None: tables whose clusters are non-convex shapes in every case."""
+    (T,) bool: tables whose clusters are non-convex shapes in every case (None: no plain
+    tables were drawn, and none of their draws is made)."""
     slots = torch.arange(kmax, device=device)
     spread = _uniform(gen, (t, 1), 0.0, 1.5, device)
     weights = torch.exp(spread * torch.randn(t, kmax, generator=gen, device=device))
@@ -209,7 +210,7 @@ def _outliers(gen, z, y, centers, maps, scale, axes, rate):
     return outlier, kind, z
 
 
-def _informative_columns(gen, z, d, plain=None):
+def _informative_columns(gen, z, d, plain):
     """Columns (T, N, D) that depend on the latent points: a random linear map or a random
     one-hidden-layer network (never for the ``plain`` (T,) tables), each column
     standardised."""
@@ -227,8 +228,7 @@ def _informative_columns(gen, z, d, plain=None):
     hidden = acts.gather(0, which[None, :, None, None].expand(1, t, n, _HIDDEN))[0]
     network = hidden @ w2 + 0.3 * linear
     nonlinear = torch.rand(t, 1, 1, generator=gen, device=device) < 0.5
-    if plain is not None:
-        nonlinear = nonlinear & ~plain[:, None, None]
+    nonlinear = nonlinear & ~plain[:, None, None]
     return _standardise(torch.where(nonlinear, network, linear), 1)
 
 
@@ -347,13 +347,13 @@ def sample_prior_tables(num_tasks: int, n_rows: int, n_cols: int, generator: tor
         k = torch.where(many, more, k)
     latent = torch.minimum(torch.randint(1, MAX_LATENT + 1, (t,), generator=gen, device=device),
                            torch.full((t,), max(d, 1), device=device))
-    plain = None
+    plain = torch.zeros(t, dtype=torch.bool, device=device)
     if plain_share > 0:
         plain = torch.rand(t, generator=gen, device=device) < plain_share
         shape_axes = torch.randint(2, 4, (t,), generator=gen, device=device)
         latent = torch.where(plain, torch.clamp(shape_axes, max=max(d, 1)), latent)
     y, z, centers, maps, scale, axes = _latent_points(gen, t, n, k, latent, device, max_clusters,
-                                                      plain)
+                                                      plain if plain_share > 0 else None)
     with_outliers = torch.rand(t, generator=gen, device=device) < outlier_share
     rate = with_outliers * _uniform(gen, (t,), 0.01, max_outlier_rate, device)
     outlier, kind, z = _outliers(gen, z, y, centers, maps, scale, axes, rate)
@@ -368,10 +368,8 @@ def sample_prior_tables(num_tasks: int, n_rows: int, n_cols: int, generator: tor
     informative = ~coded & (role_draw < share_informative)
     informative[:, 0] |= ~coded[:, 0]
     redundant = ~coded & ~informative & (role_draw < share_informative + share_redundant)
-    if plain is not None:
-        coded = coded & ~plain[:, None]
-        informative = informative | plain[:, None]
-        redundant = redundant & ~plain[:, None]
+    coded, informative = coded & ~plain[:, None], informative | plain[:, None]
+    redundant = redundant & ~plain[:, None]
 
     columns = _informative_columns(gen, z, d, plain)
     # dependency outliers: each informative column takes the value of another random row
@@ -392,17 +390,14 @@ def sample_prior_tables(num_tasks: int, n_rows: int, n_cols: int, generator: tor
     x = torch.where(informative[:, None], columns,
                     torch.where(redundant[:, None], combos, _standardise(noise, 1)))
 
-    warped = _warp(gen, x)
-    x = warped if plain is None else torch.where(plain[:, None, None], x, warped)
+    x = torch.where(plain[:, None, None], x, _warp(gen, x))
     share_categorical = (torch.rand(t, 1, generator=gen, device=device) < 0.4) \
         * _uniform(gen, (t, 1), 0.0, 0.6, device)
-    categorical = torch.rand(t, d, generator=gen, device=device) < share_categorical
-    if plain is not None:
-        categorical = categorical & ~plain[:, None]
+    categorical = (torch.rand(t, d, generator=gen, device=device) < share_categorical) \
+        & ~plain[:, None]
     x = torch.where(categorical[:, None], _categories(gen, x), x)
-    rounded = ~categorical & (torch.rand(t, d, generator=gen, device=device) < 0.15)
-    if plain is not None:
-        rounded = rounded & ~plain[:, None]
+    rounded = ~categorical & ~plain[:, None] \
+        & (torch.rand(t, d, generator=gen, device=device) < 0.15)
     steps = _uniform(gen, (t, 1, d), 1.0, 6.0, device)
     x = torch.where(rounded[:, None], torch.round(_standardise(x, 1) * steps), x)
     numeric = ~categorical[:, None]
@@ -415,9 +410,8 @@ def sample_prior_tables(num_tasks: int, n_rows: int, n_cols: int, generator: tor
 
     missing_rate = (torch.rand(t, 1, 1, generator=gen, device=device) < 0.3) \
         * _uniform(gen, (t, 1, 1), 0.0, 0.2, device)
-    missing = torch.rand(t, n, d, generator=gen, device=device) < missing_rate
-    if plain is not None:
-        missing = missing & ~plain[:, None, None]
+    missing = (torch.rand(t, n, d, generator=gen, device=device) < missing_rate) \
+        & ~plain[:, None, None]
     missing[:, 0] = False  # no column is missing everywhere
     x = torch.where(missing, torch.full_like(x, float("nan")), x)
 
