@@ -36,20 +36,24 @@ class TableEnsemble(nn.Module):
             raise UmetaError("an ensemble joins at least two table models")
         self.members = nn.ModuleList(members)
 
-    @staticmethod
-    def _join(outputs) -> tuple[Tensor, Tensor]:
-        z = torch.cat([o[0] / o[0].norm(dim=-1).mean().clamp(min=1e-12) for o in outputs], -1)
-        return z, torch.stack([o[1] for o in outputs]).mean(0)
-
     def encode_table(self, x: Tensor, seed: int = 0):
+        """A table x (N, D) -> (embeddings, logits, context): the context holds each member's
+        own and the mean row norm of its embedding of this table, which new rows reuse."""
         outputs = [m.encode_table(x, seed) for m in self.members]
-        return (*self._join(outputs), [o[2] for o in outputs])
+        scales = [o[0].norm(dim=-1).mean().clamp(min=1e-12) for o in outputs]
+        z = torch.cat([o[0] / s for o, s in zip(outputs, scales)], -1)
+        logit = torch.stack([o[1] for o in outputs]).mean(0)
+        return z, logit, [(o[2], s) for o, s in zip(outputs, scales)]
 
     def encode_rows(self, x: Tensor, contexts):
-        return self._join([m.encode_rows(x, c) for m, c in zip(self.members, contexts)])
+        """Rows x (M, D) against the table's context -> (embeddings, logits), scaled as the
+        table's own rows were."""
+        outputs = [m.encode_rows(x, c) for m, (c, _) in zip(self.members, contexts)]
+        z = torch.cat([o[0] / s for o, (_, s) in zip(outputs, contexts)], -1)
+        return z, torch.stack([o[1] for o in outputs]).mean(0)
 
     def standard_values(self, x: Tensor, contexts) -> Tensor:
-        return self.members[0].standard_values(x, contexts[0])
+        return self.members[0].standard_values(x, contexts[0][0])
 
     def clusters_on_values(self, n_clusters: int | None) -> bool:
         return self.members[0].clusters_on_values(n_clusters)
