@@ -67,19 +67,22 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
+    heads = [h.strip() for h in args.heads.split(",")]
+    if not set(heads) <= set(EMBED_HEADS):
+        parser.error(f"--heads takes {', '.join(EMBED_HEADS)}; got {args.heads}")
     start = time.perf_counter()
     device = resolve_device(args.device)
     data = Path(args.data_dir) if args.data_dir else default_zip().parent
     path = builtin_checkpoint() if args.checkpoint == BUILTIN else Path(args.checkpoint)
     learner = load_learner(path, device)
+    if not isinstance(learner, PsCo) and len(heads) > 1:
+        parser.error("--heads compares the heads of a PsCo checkpoint; give one head")
     runs = background_runs(data / "images_background.npz", args.runs,
                            int(learner.image_shape[-1]), args.seed)
     rows = []
-    for head in args.heads.split(","):
+    for head in heads:
         if isinstance(learner, PsCo):
             learner.embed_head = head
-        elif head != args.heads.split(",")[0]:
-            raise SystemExit("--heads is for PsCo checkpoints")
         for space in args.space.split(","):
             errors = error_rates(in_space(learner, space), runs, "nearest-embedding")
             mean, ci = mean_ci95(errors)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from umeta.build import resolve_device
 from umeta.errors import UmetaError
 from umeta.table_method import TableMethod
 
@@ -66,7 +65,7 @@ def load(checkpoints: str, device: str = "cpu", seed: str | int = 0,
     paths = [p.strip() for p in checkpoints.split(",") if p.strip()]
     methods = [TableMethod(p, device, int(seed), algorithm) for p in paths]
     ensemble = methods[0]
-    ensemble.learner = TableEnsemble([m.learner for m in methods]).to(resolve_device(device))
+    ensemble.learner = TableEnsemble([m.learner for m in methods])  # each on ``device``
     ensemble.training_tables = sorted({t for m in methods for t in m.training_tables})
     ensemble.training = f"ensemble of {len(methods)}: " + "; ".join(m.training for m in methods)
     return ensemble
