@@ -45,6 +45,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from entry import run_main
+
 from umeta.adapt.segment import segment_image
 from umeta.build import load_learner
 from umeta.data.sources import TEXTURE_PARTS
@@ -427,4 +429,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -42,6 +42,7 @@ import torch
 from scipy import stats
 
 import b6_xdomain as b6
+from entry import run_main
 
 from umeta.adapt.selection import CRITERIA
 from umeta.compare import CONFIDENT_SHARE as CONFIDENT, LEARNER_CHOICES, compare_models
@@ -338,4 +339,4 @@ def summary_rows(cases: list[dict]) -> list[dict]:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

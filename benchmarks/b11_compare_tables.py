@@ -43,6 +43,7 @@ import torch
 
 import b8_tables as b8
 from b11_compare import fixed_choice_rows, selection_rows
+from entry import run_main
 from tables_dev import dev_tables
 
 from umeta.adapt.selection import CRITERIA
@@ -177,4 +178,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -20,6 +20,7 @@ import torch
 
 import b6_xdomain as b6
 from b11_compare import subsample
+from entry import run_main
 
 from umeta.compare import LEARNER_CHOICES, compare_models
 from umeta.results import result_row, write_results
@@ -66,4 +67,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

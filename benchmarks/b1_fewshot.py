@@ -15,6 +15,7 @@ import argparse
 import itertools
 import time
 
+from entry import run_main
 from targets import annotate
 
 from umeta.build import is_label_free, load_learner, resolve_device
@@ -115,4 +116,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

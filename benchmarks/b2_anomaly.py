@@ -28,6 +28,7 @@ from sklearn.neighbors import LocalOutlierFactor, NearestNeighbors
 from torch import Tensor
 
 from common import add_common_arguments, test_data_and_learners
+from entry import run_main
 
 from umeta.adapt.anomaly import METHODS, anomaly_scores
 from umeta.data.imageset import ImageSet
@@ -208,4 +209,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -31,6 +31,7 @@ from sklearn.cluster import AgglomerativeClustering, KMeans, SpectralClustering
 from sklearn.decomposition import PCA
 
 from common import add_common_arguments, test_data_and_learners
+from entry import run_main
 from targets import annotate
 
 from umeta.adapt.finetune import finetuned_embeddings
@@ -189,4 +190,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -30,6 +30,7 @@ from torch import Tensor
 
 from b2_anomaly import describe, print_table, summarise
 from common import add_common_arguments, test_data_and_learners
+from entry import run_main
 
 from umeta.numeric.clustering import kmeans
 from umeta.adapt.embed import embedding_quality
@@ -153,4 +154,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -37,6 +37,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call
 
+from entry import run_main
+
 from umeta.cuda_graph import CapturedStep, capturable_adam
 from umeta.data import ImageSet
 from umeta.learners import ProtoNet, vmap_ops
@@ -422,4 +424,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

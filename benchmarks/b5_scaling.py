@@ -44,6 +44,7 @@ from umeta.build import resolve_device
 
 # the benchmarked cases and their shapes are B3's (run as a script, benchmarks/ is on sys.path)
 from b3_throughput import CASES, IMAGE_SHAPE, INNER_LR, INNER_STEPS, REPO, Case  # noqa: E402
+from entry import run_main
 
 
 def build_learner(case: Case, device: torch.device) -> torch.nn.Module:
@@ -199,4 +200,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

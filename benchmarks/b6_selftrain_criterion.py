@@ -31,6 +31,7 @@ import torch
 from scipy import stats
 
 import b6_xdomain as b6
+from entry import run_main
 
 from umeta.adapt.adabn import adabn
 from umeta.adapt.selftrain import pixel_agreement_gain, pseudo_labels, selftrain
@@ -134,4 +135,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

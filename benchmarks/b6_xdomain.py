@@ -40,6 +40,7 @@ from torch import Tensor
 from joblib import Parallel, delayed
 
 from b2_clustering import baseline_labels, task_labels
+from entry import run_main
 
 from umeta.adapt.adabn import adabn, adabn_task_features
 from umeta.adapt.cluster import ALGORITHMS
@@ -613,4 +614,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

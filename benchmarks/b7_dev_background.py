@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from b7_one_shot import OneShotRun, default_zip, error_rates
+from entry import run_main
 
 from umeta.adapt.layers import in_space
 from umeta.build import load_learner, resolve_device
@@ -95,4 +96,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -39,6 +39,8 @@ import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 
+from entry import run_main
+
 from umeta.adapt.layers import in_space
 from umeta.build import is_label_free, load_learner, resolve_device
 from umeta.checkpoint import read_checkpoint
@@ -274,4 +276,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

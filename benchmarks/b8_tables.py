@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import json
 import os
 import time
@@ -45,6 +46,7 @@ import numpy as np
 from scipy import stats
 from threadpoolctl import threadpool_limits
 
+from entry import run_main
 import table_baselines
 from umeta.data.table_copies import find_near_copies, source_name
 from umeta.data.table_sets import near_copies_of
@@ -110,7 +112,23 @@ def load_method(spec: str, options: Sequence[str]):
         if not sep:
             raise UmetaError(f"--method-option {option!r} must look like key=value")
         kwargs[key] = value
-    method = getattr(importlib.import_module(module_name), factory)(**kwargs)
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as err:
+        if not err.name or not (module_name + ".").startswith(err.name + "."):
+            raise  # the module exists but one of its own imports is missing
+        raise UmetaError(f"--method {spec!r}: no module {module_name!r}; name an importable "
+                         f"module (e.g. umeta.table_method:load) or add its folder to "
+                         f"PYTHONPATH") from None
+    build = getattr(module, factory, None)
+    if not callable(build):
+        raise UmetaError(f"--method {spec!r}: module {module_name!r} has no factory {factory!r}")
+    try:
+        inspect.signature(build).bind(**kwargs)
+    except TypeError as err:
+        raise UmetaError(f"--method-option: {factory}() does not take {sorted(kwargs)} "
+                         f"({err})") from None
+    method = build(**kwargs)
     for attr in ("cluster", "score"):
         if not callable(getattr(method, attr, None)):
             raise UmetaError(f"--method {spec!r} built {type(method).__name__}, which has no "
@@ -415,4 +433,4 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import torch
 
+from entry import run_main
+
 from umeta.build import resolve_device
 from umeta.data.sources import load_part
 from umeta.pretrained import SHIPPED, load_builtin
@@ -74,4 +76,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from entry import run_main
+
 from umeta.cli import main as umeta_main
 from umeta.config import DataConfig
 from umeta.data.sources import load_part
@@ -45,4 +47,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -13,6 +13,8 @@ from __future__ import annotations
 import json
 import sys
 
+from entry import run_main
+
 
 def main() -> None:
     run, budget = sys.argv[1], float(sys.argv[2])
@@ -25,4 +27,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -21,6 +21,8 @@ from pathlib import Path
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from entry import run_main
+
 from umeta.data.table_copies import compare_tables, fingerprint, source_name
 from umeta.data.tables import COLLECTIONS, list_tables, load_table
 from umeta.results import command_line, git_commit
@@ -90,4 +92,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -28,6 +28,7 @@ import time
 import numpy as np
 import torch
 
+from entry import run_main
 import table_baselines
 from umeta.build import load_learner, resolve_device
 from umeta.data.table_priors import sample_prior_tables
@@ -172,4 +173,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from entry import run_main
 import table_baselines
 from b8_tables import RESERVED
 from umeta.build import load_learner
@@ -215,4 +216,4 @@ def learner_record(checkpoint: str) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

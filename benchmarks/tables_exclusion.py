@@ -21,6 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from entry import run_main
 from tables_dev import DEFAULT_DATA, b8_exclude
 from umeta.data.table_sets import TRAINING_COLLECTIONS, load_table_collection
 from umeta.results import command_line, git_commit
@@ -54,4 +55,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from b8_tables import DEFAULT_DATA, clustering_keys, excluded_tables
+from entry import run_main
 from table_baselines import standardise
 from umeta.build import load_learner
 from umeta.checkpoint import read_checkpoint
@@ -94,4 +95,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -16,6 +16,8 @@ import json
 import os
 from pathlib import Path
 
+from entry import run_main
+
 from umeta.checkpoint import read_checkpoint
 from umeta.data.tables import load_table
 from umeta.pretrained import sha256_of
@@ -70,4 +72,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -19,6 +19,8 @@ import argparse
 import os
 from pathlib import Path
 
+from entry import run_main
+
 from umeta.config import assemble_config
 from umeta.errors import UmetaError
 from umeta.build import is_label_free
@@ -64,4 +66,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

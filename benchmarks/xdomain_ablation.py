@@ -24,6 +24,7 @@ from pathlib import Path
 
 import torch
 
+from entry import run_main
 from xdomain_score import XDOMAIN_SETS, XDomainScorer, load_xdomain
 
 from umeta.build import load_learner, resolve_device
@@ -152,4 +153,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -1,4 +1,5 @@
-"""B2 benchmark scripts: their helpers against references, and subprocess smoke runs on glyphs."""
+"""Benchmark scripts: the B2 scripts' helpers against references, subprocess smoke runs on
+glyphs, and one-line errors (exit 2) for input the user can fix."""
 
 from __future__ import annotations
 
@@ -171,3 +172,20 @@ def test_b2_embedding_script(tmp_path, checkpoint):
         low, high = {"distance_spearman": (-1, 1), "knn_accuracy": (0, 100),
                      "clustering_accuracy": (100 / 3, 100)}.get(metric, (0, 1))
         assert all(low <= r["mean"] <= high for r in rows), metric
+
+
+@pytest.mark.parametrize("script, args", [
+    ("b7_one_shot.py", ["--checkpoint", "builtin", "--allow-invalid", "--runs", "missing.zip",
+                        "--device", "cpu"]),
+    ("b2_clustering.py", ["--dataset", "no-such-set", "--no-baselines", "--device", "cpu"]),
+    ("b8_tables.py", ["--method", "no_such_module:load"]),
+    ("b8_tables.py", ["--method", "umeta.table_method:load", "--method-option", "bogus=1"]),
+])
+def test_a_script_ends_a_user_error_in_one_line_with_status_2(tmp_path, script, args):
+    proc = subprocess.run([sys.executable, str(BENCHMARKS / script), *args,
+                           "--out", str(tmp_path / "out.json")], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"{script}: error: "), proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr and not (tmp_path / "out.json").exists()
