@@ -9,6 +9,12 @@ label-free model meta-trained on the background alphabets has seen these images 
 so the error rates here are lower than on B7; they serve to rank heads and spaces, scored by
 `b7_one_shot.error_rates` (the nearest training image, cosine similarity).
 
+A second kind of row, metric ``cosine`` (mean over the runs' images, in the learner's own
+space): how close the model puts a training image to its mirror image (setting ``mirror``), to
+its character drawn by the other drawer (``same character``) and to the other characters of its
+run (``same alphabet``). A model trained with random horizontal flips puts a character next to
+its mirror image, which an alphabet may hold as another character.
+
     python benchmarks/b7_dev_background.py --checkpoint builtin --heads predictor,backbone \
         --space embedding,embedding+block2+block3 --out results/b7_dev_background_builtin.json
 """
@@ -21,7 +27,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from b7_one_shot import OneShotRun, default_zip, error_rates
+import torch.nn.functional as F
+from b7_one_shot import OneShotRun, _model_images, default_zip, error_rates
 from entry import run_main
 
 from umeta.adapt.layers import in_space
@@ -51,6 +58,28 @@ def background_runs(npz: Path, count: int, size: int, seed: int) -> list[OneShot
         test = resize_ink(ink[chars[order], test_drawer], size)[:, None]
         runs.append(OneShotRun(f"dev{i:03d}", training, test, torch.from_numpy(order)))
     return runs
+
+
+@torch.no_grad()
+def mirror_similarity(learner, runs: list[OneShotRun]) -> dict[str, np.ndarray]:
+    """Per run, the mean cosine similarity in ``learner``'s embedding between each training
+    image and: its horizontal mirror image (``mirror``), the test image of its character
+    (``same character``), the test images of the other characters (``same alphabet``)."""
+    device = next(learner.parameters()).device
+
+    def embed(x: torch.Tensor) -> torch.Tensor:
+        return F.normalize(learner.embed(_model_images(x, learner).to(device)), dim=-1)
+
+    values: dict[str, list[float]] = {"mirror": [], "same character": [], "same alphabet": []}
+    for run in runs:
+        s, m, q = embed(run.training), embed(run.training.flip(-1)), embed(run.test)
+        sim = s @ q.T  # (training, test)
+        own = torch.zeros_like(sim, dtype=torch.bool)
+        own[run.test_labels.to(device), torch.arange(len(q), device=device)] = True
+        values["mirror"].append(float((s * m).sum(-1).mean()))
+        values["same character"].append(float(sim[own].mean()))
+        values["same alphabet"].append(float(sim[~own].mean()))
+    return {k: np.array(v) for k, v in values.items()}
 
 
 def main() -> None:
@@ -90,6 +119,11 @@ def main() -> None:
             rows.append(result_row("umeta", "label-free", "20w1s-background", "error_pct", mean, ci,
                                    len(runs), embed_head=head, space=space))
             print(f"{head:<10} {space:<28} {mean:6.2f} +- {ci:.2f}")
+        for setting, values in mirror_similarity(learner, runs).items():
+            mean, ci = mean_ci95(values)
+            rows.append(result_row("umeta", "label-free", setting, "cosine", mean, ci,
+                                   len(runs), embed_head=head, space="embedding"))
+            print(f"{head:<10} cosine to {setting:<18} {mean:6.3f} +- {ci:.3f}")
     write_results(args.out, "B7-DEV", rows, device=device, wall_s=time.perf_counter() - start,
                   seed=args.seed, checkpoint=args.checkpoint, runs=args.runs,
                   note="pseudo-runs from the background alphabets (DEV); not B7")

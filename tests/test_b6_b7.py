@@ -342,3 +342,35 @@ def test_background_dev_runs_are_within_one_alphabet_with_two_drawers(shared_dat
             drawings = (small[rows[label]] == run.test[q, 0]).all(-1).all(-1)
             assert drawings.any()  # the test image is a drawing of its labelled character
             assert not torch.equal(run.test[q], run.training[label])  # another drawer's
+
+
+def test_mirror_similarity_against_pixels_and_a_mirror_invariant_embedding():
+    """B7 DEV's cosine rows: in pixel space they are the hand-computed cosines; an embedding that
+    adds each image to its mirror image puts every image on its mirror (cosine 1)."""
+    import b7_dev_background as dev
+    from b7_one_shot import OneShotRun
+
+    class Pixels(torch.nn.Module):
+        image_shape = (1, 6, 6)
+
+        def __init__(self, symmetric: bool) -> None:
+            super().__init__()
+            self.symmetric = symmetric
+            self.anchor = torch.nn.Parameter(torch.zeros(1))
+
+        def embed(self, x):
+            return (x + x.flip(-1) if self.symmetric else x).flatten(1)
+
+    gen = torch.Generator().manual_seed(0)
+    training = (torch.rand(3, 1, 6, 6, generator=gen) * 255).to(torch.uint8)
+    test = (torch.rand(3, 1, 6, 6, generator=gen) * 255).to(torch.uint8)
+    run = OneShotRun("r", training, test, torch.tensor([2, 0, 1]))  # test j is class labels[j]
+    cos = lambda a, b: torch.nn.functional.cosine_similarity(  # noqa: E731
+        a.float().flatten(), b.float().flatten(), dim=0).item()
+    got = dev.mirror_similarity(Pixels(False), [run])
+    assert got["mirror"][0] == pytest.approx(np.mean([cos(t, t.flip(-1)) for t in training]))
+    same = [cos(training[c], test[j]) for j, c in enumerate([2, 0, 1])]
+    assert got["same character"][0] == pytest.approx(np.mean(same))
+    other = [cos(training[c], test[j]) for j in range(3) for c in range(3) if c != [2, 0, 1][j]]
+    assert got["same alphabet"][0] == pytest.approx(np.mean(other))
+    assert dev.mirror_similarity(Pixels(True), [run])["mirror"][0] == pytest.approx(1.0)
