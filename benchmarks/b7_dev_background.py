@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from b7_one_shot import OneShotRun, _model_images, default_zip, error_rates
+from b7_one_shot import OneShotRun, default_zip, error_rates, model_images
 from entry import run_main
 
 from umeta.adapt.layers import in_space
@@ -68,7 +68,7 @@ def mirror_similarity(learner, runs: list[OneShotRun]) -> dict[str, np.ndarray]:
     device = next(learner.parameters()).device
 
     def embed(x: torch.Tensor) -> torch.Tensor:
-        return F.normalize(learner.embed(_model_images(x, learner).to(device)), dim=-1)
+        return F.normalize(learner.embed(model_images(x, learner).to(device)), dim=-1)
 
     values: dict[str, list[float]] = {"mirror": [], "same character": [], "same alphabet": []}
     for run in runs:

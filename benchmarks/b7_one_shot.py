@@ -173,7 +173,7 @@ def check_background_only(config: Mapping, progress: Mapping) -> str | None:
     return f"a supervised run on train_part {data.get('train_part')!r} of the background split"
 
 
-def _model_images(x: Tensor, learner: Learner) -> Tensor:
+def model_images(x: Tensor, learner: Learner) -> Tensor:
     """uint8 ink (B, 1, S, S) as float in the learner's input shape (channels repeated)."""
     x = x.float().div_(255.0)
     c = (learner.image_shape or (1,))[0]
@@ -184,8 +184,8 @@ def _model_images(x: Tensor, learner: Learner) -> Tensor:
 def run_predictions(learner: Learner, run: OneShotRun, rule: str) -> Tensor:
     """The predicted class (Q,) of each test image of ``run`` under ``rule``."""
     device = next(learner.parameters()).device
-    support = _model_images(run.training, learner).to(device)
-    query = _model_images(run.test, learner).to(device)
+    support = model_images(run.training, learner).to(device)
+    query = model_images(run.test, learner).to(device)
     k = len(support)
     if rule == "adapt-predict":
         learner.eval()
