@@ -53,14 +53,13 @@ class ShippedModel:
 SHIPPED: dict[str, ShippedModel] = {
     "images": ShippedModel(
         file="builtin-images.safetensors",
-        sha256="63777feccfb4c998a7c489fda67a2c4d1ed7a0907cfaa20fb24b0072aaecc824",
-        command="OUT=dir UMETA_SHARED_DATA=dir CAND=both_resnet12_noflip STEPS=36000 "
-                "TIME_LIMIT=450 B6_BUILTIN=0 bash benchmarks/gpu_style_candidate.sh",
-        results=("xdomain_psco_both_resnet12_noflip_metrics.jsonl",
-                 "b6_xdomain_both_resnet12_noflip.json",
-                 "b7_one_shot_both_resnet12_noflip.json", "b7_one_shot_noflip_dev_space.json",
-                 "b7_dev_background_noflip_spaces.json", "b2_clustering_noflip_cpu.json",
-                 "b6_spaces_builtin.json"),
+        sha256="8013effeb32868ea626e5022a8a2a0a2db9c7f55f866c0b7b59e33fa7faa92b3",
+        command="OUT=dir UMETA_SHARED_DATA=dir CAND=both_resnet12 STEPS=36000 TIME_LIMIT=450 "
+                "B6_BUILTIN=0 bash benchmarks/gpu_style_candidate.sh",
+        results=("xdomain_psco_both_resnet12_36000_metrics.jsonl",
+                 "b6_xdomain_both_resnet12_36000.json", "b7_one_shot_both_resnet12_36000.json",
+                 "b2_clustering_resnet12_36000_gpu.json", "b6_spaces_builtin.json",
+                 "b9_robustness_resnet12.json"),
         space="embedding+block2+block3",
     ),
     "tables": ShippedModel(

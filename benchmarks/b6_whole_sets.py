@@ -1,0 +1,84 @@
+"""B6 on whole sets: each xdomain set clustered the way `umeta cluster` clusters a folder.
+
+B6 scores few-shot tasks (5 or 10 classes x 10 images). A user's folder is larger: here each set
+of ``../shared/data/xdomain`` is subsampled (``--images`` images, seeded, ``--subsamples``
+draws) and clustered into all its classes by `MetaClusterer` with its defaults, for each
+``--checkpoint`` in ``--space`` (default the built-in model's space), and by k-means on the
+pixels; metric ``clustering_accuracy`` (Hungarian), mean over the draws with a t-interval, the
+per-draw values in the rows. The sets are evaluated only, never trained on.
+
+    python benchmarks/b6_whole_sets.py --checkpoint builtin --checkpoint other.safetensors \\
+        --out results/b6_whole_sets.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from entry import run_main
+
+from umeta.adapt.layers import in_space
+from umeta.build import load_learner
+from umeta.errors import UmetaError
+from umeta.estimators import MetaClusterer
+from umeta.metrics import clustering_accuracy, mean_ci95
+from umeta.pretrained import BUILTIN, SHIPPED, builtin_checkpoint
+from umeta.results import result_row, write_results
+
+SETS = ("sklearn_digits", "notmnist", "fashion_mnist", "quickdraw6")
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", action="append", default=[])
+    parser.add_argument("--space", default=SHIPPED["images"].space)
+    parser.add_argument("--images", type=int, default=600)
+    parser.add_argument("--subsamples", type=int, default=4)
+    parser.add_argument("--data-dir", default=str(REPO_ROOT.parent / "shared" / "data" / "xdomain"))
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args()
+    if not args.checkpoint:
+        raise UmetaError("name at least one --checkpoint (a file or 'builtin')")
+    start = time.perf_counter()
+    models = {c: in_space(load_learner(builtin_checkpoint() if c == BUILTIN else Path(c), "cpu"),
+                          args.space) for c in args.checkpoint}
+    rows = []
+    for name in SETS:
+        path = Path(args.data_dir) / f"{name}.npz"
+        if not path.is_file():
+            raise UmetaError(f"{path} not found; pass --data-dir (the xdomain folder)")
+        with np.load(path) as npz:
+            images, labels = npz["images"], npz["labels"]
+        k = len(np.unique(labels))
+        scores: dict[str, list[float]] = {}
+        for draw in range(args.subsamples):
+            idx = np.random.default_rng(draw).choice(len(images), min(args.images, len(images)),
+                                                     replace=False)
+            truth = torch.as_tensor(labels[idx])
+            methods = {**models, "kmeans-pixels": None}
+            for method, learner in methods.items():
+                pred = MetaClusterer(learner, n_clusters=k, random_state=draw, device="cpu",
+                                     progress=False).fit_predict(images[idx])
+                scores.setdefault(method, []).append(
+                    100 * clustering_accuracy(truth, torch.as_tensor(pred)))
+        for method, values in scores.items():
+            mean, ci = mean_ci95(np.array(values))
+            rows.append(result_row(method, "none" if method == "kmeans-pixels" else "label-free",
+                                   f"{name} {k}x~{args.images // k}",
+                                   "clustering_accuracy", mean, ci, len(values), dataset=name,
+                                   space=None if method == "kmeans-pixels" else args.space,
+                                   per_draw=[round(v, 2) for v in values]))
+            print(f"{name:<15} {method[-40:]:<40} {mean:6.2f} +- {ci:.2f}", flush=True)
+    write_results(args.out, "B6-whole-sets", rows, device="cpu",
+                  wall_s=time.perf_counter() - start, seed=0, images=args.images,
+                  subsamples=args.subsamples, space=args.space)
+
+
+if __name__ == "__main__":
+    run_main(main)
