@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+import b6_xdomain as b6
 from entry import run_main
 
 from umeta.adapt.layers import in_space
@@ -30,8 +31,6 @@ from umeta.metrics import clustering_accuracy, mean_ci95
 from umeta.pretrained import BUILTIN, SHIPPED, builtin_checkpoint
 from umeta.results import result_row, write_results
 
-SETS = ("sklearn_digits", "notmnist", "fashion_mnist", "quickdraw6")
-REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def main() -> None:
@@ -40,7 +39,7 @@ def main() -> None:
     parser.add_argument("--space", default=SHIPPED["images"].space)
     parser.add_argument("--images", type=int, default=600)
     parser.add_argument("--subsamples", type=int, default=4)
-    parser.add_argument("--data-dir", default=str(REPO_ROOT.parent / "shared" / "data" / "xdomain"))
+    parser.add_argument("--data-dir", help="the xdomain folder (default ../shared/data/xdomain)")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     if not args.checkpoint:
@@ -48,13 +47,10 @@ def main() -> None:
     start = time.perf_counter()
     models = {c: in_space(load_learner(builtin_checkpoint() if c == BUILTIN else Path(c), "cpu"),
                           args.space) for c in args.checkpoint}
+    data = b6.load_xdomain(Path(args.data_dir) if args.data_dir else b6.default_data_dir())
     rows = []
-    for name in SETS:
-        path = Path(args.data_dir) / f"{name}.npz"
-        if not path.is_file():
-            raise UmetaError(f"{path} not found; pass --data-dir (the xdomain folder)")
-        with np.load(path) as npz:
-            images, labels = npz["images"], npz["labels"]
+    for name, imageset in data.items():
+        images, labels = imageset.images[:, 0].numpy(), imageset.labels.numpy()
         k = len(np.unique(labels))
         scores: dict[str, list[float]] = {}
         for draw in range(args.subsamples):
