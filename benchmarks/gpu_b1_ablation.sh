@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Issue 15, B1's untried levers, one GPU command: the label-free recipe configs/b1_psco.toml at
+# STEPS steps (CUDA graph) as it is ("base") and with one lever changed each, same seed and data,
+# scored on B1 (Vinyals test split, 2,000 episodes a setting, inductive and 5 transductive steps):
+#   noflip  no horizontal flip in the views (a character and its mirror image are different
+#           characters; the flip-free ResNet-12 told them apart and gained on B7, issue 15);
+#   k4      K = 4 pseudo-shots: each pseudo-class's support is the 4 queue embeddings that the
+#           Sinkhorn assignment gives it, not 1.
+# ARMS picks which (default "base noflip k4"); each arm gets at most ARM_LIMIT seconds.
+# Usage: OUT=dir UMETA_SHARED_DATA=dir [STEPS=20000] [ARMS="base noflip k4"] \
+#   bash benchmarks/gpu_b1_ablation.sh
+set -u
+OUT=${OUT:?set OUT}
+DATA=${UMETA_SHARED_DATA:?set UMETA_SHARED_DATA}
+STEPS=${STEPS:-20000}
+ARMS=${ARMS:-base noflip k4}
+ARM_LIMIT=${ARM_LIMIT:-170}
+export PYTHONPATH=src PYTHONUNBUFFERED=1 PYTHONFAULTHANDLER=1
+mkdir -p "$OUT"
+for arm in $ARMS; do
+  case $arm in
+    base) LEVER=() ;;
+    noflip) LEVER=(--set 'tasks.options.augment={"crop_scale": [0.2, 1.0], "flip": 0.0}') ;;
+    k4) LEVER=(--set tasks.k_shot=4) ;;
+    noflip_k4) LEVER=(--set 'tasks.options.augment={"crop_scale": [0.2, 1.0], "flip": 0.0}'
+                      --set tasks.k_shot=4) ;;
+    *) echo "unknown arm $arm (base, noflip, k4, noflip_k4)"; exit 2 ;;
+  esac
+  rm -rf "runs/b1_ablation_$arm"
+  timeout -s ABRT "$ARM_LIMIT" python benchmarks/b1_fewshot.py --config configs/b1_psco.toml \
+    --set run.run_dir="runs/b1_ablation_$arm" --set optim.steps="$STEPS" \
+    --set run.checkpoint_every="$STEPS" --set run.cuda_graph=true \
+    --set data.data_dir="$DATA/omniglot" --set data.download=false "${LEVER[@]}" \
+    --method "psco-$arm" --transductive-steps 0,5 \
+    --out "$OUT/b1_psco_${arm}_$STEPS.json" >"$OUT/b1_$arm.log" 2>&1
+  echo "$arm exit $?"
+  cp "runs/b1_ablation_$arm/metrics.jsonl" "$OUT/b1_psco_${arm}_${STEPS}_metrics.jsonl"
+done
+python - "$OUT" <<'PY'
+import glob, json, sys
+for path in sorted(glob.glob(f"{sys.argv[1]}/b1_psco_*.json")):
+    d = json.load(open(path))
+    row = {(r["setting"], r.get("transductive_steps")): r["mean"] for r in d["results"]
+           if r["metric"] == "accuracy"}
+    print(path.split("/")[-1], d.get("train_wall_s"),
+          " ".join(f"{s}/{t}:{v:.2f}" for (s, t), v in sorted(row.items(), key=lambda x: (x[0][1], x[0][0]))))
+PY
