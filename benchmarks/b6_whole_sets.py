@@ -5,7 +5,8 @@ of ``../shared/data/xdomain`` is subsampled (``--images`` images, seeded, ``--su
 draws) and clustered into all its classes by `MetaClusterer` with its defaults, for each
 ``--checkpoint`` in ``--space`` (default the built-in model's space), and by k-means on the
 pixels; metric ``clustering_accuracy`` (Hungarian), mean over the draws with a t-interval, the
-per-draw values in the rows. The sets are evaluated only, never trained on.
+per-draw values in the rows. The sets are evaluated only: a checkpoint that may have been
+meta-trained on one of them is refused (`b6_xdomain.check_training_data`, by name and sha256).
 
     python benchmarks/b6_whole_sets.py --checkpoint builtin --checkpoint other.safetensors \\
         --out results/b6_whole_sets.json
@@ -24,13 +25,28 @@ import b6_xdomain as b6
 from entry import run_main
 
 from umeta.adapt.layers import in_space
-from umeta.build import load_learner
+from umeta.build import is_label_free, load_learner
+from umeta.checkpoint import read_checkpoint
 from umeta.errors import UmetaError
 from umeta.estimators import MetaClusterer
 from umeta.metrics import clustering_accuracy, mean_ci95
 from umeta.pretrained import BUILTIN, SHIPPED, builtin_checkpoint
 from umeta.results import result_row, write_results
 
+
+def load_models(checkpoints: list[str], space: str, manifest: dict[str, str]) -> dict:
+    """``--checkpoint`` value -> (learner in ``space`` on the CPU, "label-free" or "supervised"),
+    each refused if it may have been meta-trained on a B6 set."""
+    models = {}
+    for given in checkpoints:
+        path = builtin_checkpoint() if given == BUILTIN else Path(given)
+        meta = read_checkpoint(path)[1]
+        b6.check_training_data(meta["config"], meta.get("progress") or {}, manifest,
+                               f"checkpoint {given!r}")
+        learner = load_learner(path, "cpu")
+        training = "label-free" if is_label_free(learner.config) else "supervised"
+        models[given] = (in_space(learner, space), training)
+    return models
 
 
 def main() -> None:
@@ -44,29 +60,31 @@ def main() -> None:
     args = parser.parse_args()
     if not args.checkpoint:
         raise UmetaError("name at least one --checkpoint (a file or 'builtin')")
+    if args.images < 2 or args.subsamples < 1:
+        raise UmetaError(f"--images must be at least 2 and --subsamples at least 1; got "
+                         f"{args.images} and {args.subsamples}")
     start = time.perf_counter()
-    models = {c: in_space(load_learner(builtin_checkpoint() if c == BUILTIN else Path(c), "cpu"),
-                          args.space) for c in args.checkpoint}
-    data = b6.load_xdomain(Path(args.data_dir) if args.data_dir else b6.default_data_dir())
+    data_dir = Path(args.data_dir) if args.data_dir else b6.default_data_dir()
+    models = load_models(args.checkpoint, args.space, b6.read_manifest(data_dir))
+    data = b6.load_xdomain(data_dir)
     rows = []
     for name, imageset in data.items():
         images, labels = imageset.images[:, 0].numpy(), imageset.labels.numpy()
-        k = len(np.unique(labels))
+        k, drawn = len(np.unique(labels)), min(args.images, len(images))
         scores: dict[str, list[float]] = {}
         for draw in range(args.subsamples):
-            idx = np.random.default_rng(draw).choice(len(images), min(args.images, len(images)),
-                                                     replace=False)
+            idx = np.random.default_rng(draw).choice(len(images), drawn, replace=False)
             truth = torch.as_tensor(labels[idx])
-            methods = {**models, "kmeans-pixels": None}
-            for method, learner in methods.items():
+            learners = {name: learner for name, (learner, _) in models.items()}
+            for method, learner in {**learners, "kmeans-pixels": None}.items():
                 pred = MetaClusterer(learner, n_clusters=k, random_state=draw, device="cpu",
                                      progress=False).fit_predict(images[idx])
                 scores.setdefault(method, []).append(
                     100 * clustering_accuracy(truth, torch.as_tensor(pred)))
         for method, values in scores.items():
             mean, ci = mean_ci95(np.array(values))
-            rows.append(result_row(method, "none" if method == "kmeans-pixels" else "label-free",
-                                   f"{name} {k}x~{args.images // k}",
+            training = "none" if method == "kmeans-pixels" else models[method][1]
+            rows.append(result_row(method, training, f"{name} {k}x~{drawn // k}",
                                    "clustering_accuracy", mean, ci, len(values), dataset=name,
                                    space=None if method == "kmeans-pixels" else args.space,
                                    per_draw=[round(v, 2) for v in values]))
