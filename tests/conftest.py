@@ -37,6 +37,22 @@ def tiny_images() -> ImageSet:
                     [f"g{i // 4}" for i in range(12)], "tiny")
 
 
+def tiny_protonet_checkpoint(run_dir: Path) -> str:
+    """Train a tiny ProtoNet (conv4, 8 filters) for 3 steps on 10 glyph classes in ``run_dir``
+    (CPU); return the path of its best checkpoint."""
+    from umeta.config import TrainConfig
+    from umeta.data.glyphs import make_glyphs
+    from umeta.train import train
+
+    cfg = TrainConfig()
+    cfg.model.hidden = 8
+    cfg.tasks.q_query = 2
+    cfg.optim.steps, cfg.optim.meta_batch = 3, 2
+    cfg.run.run_dir, cfg.run.device, cfg.run.val_every = str(run_dir), "cpu", 0
+    train(cfg, train_data=make_glyphs(10, first_class=0), progress=False)
+    return str(Path(run_dir) / "checkpoints" / "best.safetensors")
+
+
 def table_config(run_dir, steps: int = 5, meta_batch: int = 4, **task_options):
     """The config of a tiny table model (table encoder 8 / 16 wide) trained on the synthetic
     prior alone, on the CPU, in ``run_dir``."""

@@ -15,19 +15,16 @@ from contextlib import contextmanager
 import numpy as np
 import pytest
 import torch
-from scipy import stats
 from safetensors.torch import save_file
+from scipy import stats
 from scipy.optimize import linear_sum_assignment
 from sklearn.cluster import KMeans
 
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, tiny_protonet_checkpoint
 from umeta.adapt.layers import in_space
 from umeta.build import load_learner
 from umeta.checkpoint import read_checkpoint
-from umeta.config import TrainConfig
-from umeta.data.glyphs import make_glyphs
 from umeta.estimators import MetaClusterer
-from umeta.train import train
 
 SCRIPT = REPO_ROOT / "benchmarks" / "b6_whole_sets.py"
 SPACE = "embedding+block2"  # not the default space: the rows must say it and use it
@@ -72,14 +69,7 @@ def xdomain(tmp_path_factory):
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory) -> str:
     """A tiny ProtoNet (conv4, 8 filters) meta-trained for 3 steps on 10 glyph classes."""
-    cfg = TrainConfig()
-    cfg.model.hidden = 8
-    cfg.tasks.q_query = 2
-    cfg.optim.steps, cfg.optim.meta_batch = 3, 2
-    run_dir = tmp_path_factory.mktemp("run")
-    cfg.run.run_dir, cfg.run.device, cfg.run.val_every = str(run_dir), "cpu", 0
-    train(cfg, train_data=make_glyphs(10, first_class=0), progress=False)
-    return str(run_dir / "checkpoints" / "best.safetensors")
+    return tiny_protonet_checkpoint(tmp_path_factory.mktemp("run"))
 
 
 def run_script(out, *args: str, cwd=REPO_ROOT) -> subprocess.CompletedProcess:

@@ -13,11 +13,8 @@ import pytest
 import torch
 from sklearn.neighbors import KNeighborsClassifier
 
-from conftest import REPO_ROOT
-from umeta.config import TrainConfig
-from umeta.data.glyphs import make_glyphs
+from conftest import REPO_ROOT, tiny_protonet_checkpoint
 from umeta.metrics import auroc
-from umeta.train import train
 
 BENCHMARKS = REPO_ROOT / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
@@ -30,14 +27,7 @@ import b2_embedding  # noqa: E402
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory) -> str:
     """A tiny ProtoNet (conv4, 8 filters) meta-trained for 3 steps on 10 glyph classes."""
-    cfg = TrainConfig()
-    cfg.model.hidden = 8
-    cfg.tasks.q_query = 2
-    cfg.optim.steps, cfg.optim.meta_batch = 3, 2
-    run_dir = tmp_path_factory.mktemp("run")
-    cfg.run.run_dir, cfg.run.device, cfg.run.val_every = str(run_dir), "cpu", 0
-    train(cfg, train_data=make_glyphs(10, first_class=0), progress=False)
-    return str(run_dir / "checkpoints" / "best.safetensors")
+    return tiny_protonet_checkpoint(tmp_path_factory.mktemp("run"))
 
 
 def run_script(name: str, out, *args: str) -> dict:
