@@ -6,9 +6,15 @@
 #           characters; the flip-free ResNet-12 told them apart and gained on B7, issue 15);
 #   k4      K = 4 pseudo-shots: each pseudo-class's support is the 4 queue embeddings that the
 #           Sinkhorn assignment gives it, not 1.
+#   noflip_k4  both.
 # ARMS picks which (default "base noflip k4"); each arm gets at most ARM_LIMIT seconds.
-# Usage: OUT=dir UMETA_SHARED_DATA=dir [STEPS=20000] [ARMS="base noflip k4"] \
+# EXPORT=1 also writes each arm's inference-only model (float16, 8.3 MB; the training
+# checkpoint, 77 MB, is too large to come back from the GPU machine) as
+# $OUT/b1_psco_<arm>_<steps>.safetensors, for B2 (b2_clustering.py --checkpoint) elsewhere.
+# Usage: OUT=dir UMETA_SHARED_DATA=dir [STEPS=20000] [ARMS="base noflip k4"] [EXPORT=1] \
 #   bash benchmarks/gpu_b1_ablation.sh
+# The flip-free recipe at 105,000 steps, as configs/b1_psco_noflip.toml (480 s on one H100):
+#   ARMS=noflip STEPS=105000 ARM_LIMIT=590 EXPORT=1
 set -u
 OUT=${OUT:?set OUT}
 DATA=${UMETA_SHARED_DATA:?set UMETA_SHARED_DATA}
@@ -35,6 +41,10 @@ for arm in $ARMS; do
     --out "$OUT/b1_psco_${arm}_$STEPS.json" >"$OUT/b1_$arm.log" 2>&1
   echo "$arm exit $?"
   cp "runs/b1_ablation_$arm/metrics.jsonl" "$OUT/b1_psco_${arm}_${STEPS}_metrics.jsonl"
+  if [ "${EXPORT:-0}" = 1 ]; then
+    python -m umeta export "runs/b1_ablation_$arm/checkpoints/last.safetensors" \
+      --out "$OUT/b1_psco_${arm}_$STEPS.safetensors"
+  fi
 done
 python - "$OUT" <<'PY'
 import glob, json, sys
