@@ -155,6 +155,9 @@ def test_cluster_with_label_free_fine_tuning(checkpoint, image_folder, tmp_path)
     (["train", "--set", "optim.lrr=1"], "unknown key optim.lrr"),
     (["train", "--config", "missing.toml"], "config file 'missing.toml' not found"),
     (["eval", "--checkpoint", "missing.safetensors"], "not found"),
+    # no abbreviations: eval has no --set, and "--set" must not be read as its "--settings"
+    (["eval", "--checkpoint", "missing.safetensors", "--set", "data.download=false"],
+     "unrecognized arguments: --set data.download=false"),
     (["train", "--device", "cuda", "--steps", "1"], "no CUDA GPU"),
     (["train", "--learner", "maml", "--set", "run.compile=true", "--steps", "1"],
      "run.compile computes wrong MAML meta-gradients"),

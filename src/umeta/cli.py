@@ -63,7 +63,12 @@ TRAIN_CHOICES = {"dataset": _names("dataset"), "backbone": _names("backbone"),
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse whose usage errors are one line, as every other mistake."""
+    """argparse whose usage errors are one line, as every other mistake, and which takes no
+    abbreviated option (``umeta eval --set ...`` would otherwise be read as ``--settings``)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
