@@ -67,6 +67,7 @@ def main() -> None:
     data_dir = Path(args.data_dir) if args.data_dir else b6.default_data_dir()
     models = load_models(args.checkpoint, args.space, b6.read_manifest(data_dir))
     data = b6.load_xdomain(data_dir)
+    methods = {**{given: learner for given, (learner, _) in models.items()}, "kmeans-pixels": None}
     rows = []
     for name, imageset in data.items():
         images, labels = imageset.images[:, 0].numpy(), imageset.labels.numpy()
@@ -75,8 +76,7 @@ def main() -> None:
         for draw in range(args.subsamples):
             idx = np.random.default_rng(draw).choice(len(images), drawn, replace=False)
             truth = torch.as_tensor(labels[idx])
-            learners = {name: learner for name, (learner, _) in models.items()}
-            for method, learner in {**learners, "kmeans-pixels": None}.items():
+            for method, learner in methods.items():
                 pred = MetaClusterer(learner, n_clusters=k, random_state=draw, device="cpu",
                                      progress=False).fit_predict(images[idx])
                 scores.setdefault(method, []).append(
