@@ -51,7 +51,7 @@ import glob, json, sys
 for path in sorted(glob.glob(f"{sys.argv[1]}/b1_psco_*.json")):
     d = json.load(open(path))
     row = {(r["setting"], r.get("transductive_steps")): r["mean"] for r in d["results"]
-           if r["metric"] == "accuracy"}
+           if r["metric"] == "accuracy" and r.get("test_rotations")}  # B1's 1692 classes
     print(path.split("/")[-1], d.get("train_wall_s"),
           " ".join(f"{s}/{t}:{v:.2f}" for (s, t), v in sorted(row.items(), key=lambda x: (x[0][1], x[0][0]))))
 PY
