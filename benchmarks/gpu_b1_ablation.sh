@@ -23,13 +23,14 @@ ARMS=${ARMS:-base noflip k4}
 ARM_LIMIT=${ARM_LIMIT:-170}
 export PYTHONPATH=src PYTHONUNBUFFERED=1 PYTHONFAULTHANDLER=1
 mkdir -p "$OUT"
+NOFLIP=(--set 'tasks.options.augment={"crop_scale": [0.2, 1.0], "flip": 0.0}')
+K4=(--set tasks.k_shot=4)
 for arm in $ARMS; do
   case $arm in
     base) LEVER=() ;;
-    noflip) LEVER=(--set 'tasks.options.augment={"crop_scale": [0.2, 1.0], "flip": 0.0}') ;;
-    k4) LEVER=(--set tasks.k_shot=4) ;;
-    noflip_k4) LEVER=(--set 'tasks.options.augment={"crop_scale": [0.2, 1.0], "flip": 0.0}'
-                      --set tasks.k_shot=4) ;;
+    noflip) LEVER=("${NOFLIP[@]}") ;;
+    k4) LEVER=("${K4[@]}") ;;
+    noflip_k4) LEVER=("${NOFLIP[@]}" "${K4[@]}") ;;
     *) echo "unknown arm $arm (base, noflip, k4, noflip_k4)"; exit 2 ;;
   esac
   rm -rf "runs/b1_ablation_$arm"
