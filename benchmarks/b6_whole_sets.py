@@ -25,12 +25,11 @@ import b6_xdomain as b6
 from entry import run_main
 
 from umeta.adapt.layers import in_space
-from umeta.build import is_label_free, load_learner
-from umeta.checkpoint import read_checkpoint
+from umeta.build import is_label_free
 from umeta.errors import UmetaError
 from umeta.estimators import MetaClusterer
 from umeta.metrics import clustering_accuracy, mean_ci95
-from umeta.pretrained import BUILTIN, SHIPPED, builtin_checkpoint
+from umeta.pretrained import SHIPPED
 from umeta.results import result_row, write_results
 
 
@@ -39,11 +38,7 @@ def load_models(checkpoints: list[str], space: str, manifest: dict[str, str]) ->
     each refused if it may have been meta-trained on a B6 set."""
     models = {}
     for given in checkpoints:
-        path = builtin_checkpoint() if given == BUILTIN else Path(given)
-        meta = read_checkpoint(path)[1]
-        b6.check_training_data(meta["config"], meta.get("progress") or {}, manifest,
-                               f"checkpoint {given!r}")
-        learner = load_learner(path, "cpu")
+        learner = b6.load_checked_model(given, manifest)[0]
         training = "label-free" if is_label_free(learner.config) else "supervised"
         models[given] = (in_space(learner, space), training)
     return models

@@ -199,7 +199,22 @@ def check_training_data(config: Mapping, progress: Mapping, manifest: Mapping[st
     return str(dataset)
 
 
+def load_checked_model(given: str, manifest: Mapping[str, str],
+                       device: torch.device | str = "cpu") -> tuple[Learner, str]:
+    """A ``--checkpoint`` value (a file or "builtin") -> (its learner on ``device``, the data
+    set it was meta-trained on), refused first by :func:`check_training_data` if it may have
+    seen a B6 set."""
+    from umeta.pretrained import BUILTIN, builtin_checkpoint
+
+    path = builtin_checkpoint() if given == BUILTIN else Path(given)
+    _, meta = read_checkpoint(path)
+    trained_on = check_training_data(meta["config"], meta.get("progress") or {}, manifest,
+                                     f"checkpoint {given!r}")
+    return load_learner(path, device), trained_on
+
+
 # ----------------------------------------------------------------------------- tasks
+
 
 def setting_name(n: int, m: int) -> str:
     return f"{n}x{m}"
@@ -544,15 +559,9 @@ def main() -> None:
     data_dir = Path(args.data_dir) if args.data_dir else default_data_dir()
     manifest = read_manifest(data_dir)
     # every checkpoint is checked before any work is done
-    from umeta.pretrained import BUILTIN, builtin_checkpoint
-
     models = []
     for given in args.checkpoint:
-        path = builtin_checkpoint() if given == BUILTIN else Path(given)
-        _, meta = read_checkpoint(path)
-        trained_on = check_training_data(meta["config"], meta.get("progress") or {}, manifest,
-                                         f"checkpoint {given!r}")
-        learner = load_learner(path, device)
+        learner, trained_on = load_checked_model(given, manifest, device)
         if args.embed_head and isinstance(learner, PsCo):
             learner.embed_head = args.embed_head
         models.append((given, learner, trained_on))
